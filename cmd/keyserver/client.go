@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/keyserver/keyserver/client"
+)
+
+// clientOptions are added to every client the CLI makes (tests use cheap
+// stretching).
+var clientOptions []client.Option
+
+// promptPassword asks for a password on the terminal without echo; tests
+// replace it.
+var promptPassword = terminalPassword
+
+type clientFlags struct {
+	url             string
+	email           string
+	passwordFile    string
+	newPasswordFile string
+	preVerified     bool
+}
+
+type clientCommand struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error
+}
+
+func clientCommands() []clientCommand {
+	return []clientCommand{
+		{"create", "create an account and print its uid", clientCreate},
+		{"login", "sign in and print uid, verification status and keys (the session is ended again)", clientLogin},
+		{"keys", "sign in and print uid, kA and kB (the session is ended again)", clientKeys},
+		{"change-password", "change the password, keeping kA and kB, and print the keys", clientChangePassword},
+		{"destroy", "destroy the account", clientDestroy},
+	}
+}
+
+func clientUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: keyserver client <command> --url URL --email EMAIL [--password-file FILE] [flags]\n\ncommands:")
+	for _, c := range clientCommands() {
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nPasswords are read from --password-file (first line) or asked on the terminal.\n"+
+		"Run 'keyserver client <command> -h' for the flags of a command.")
+}
+
+// runClient is "keyserver client <command> [flags]".
+func runClient(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		clientUsage(stderr)
+		return flag.ErrHelp
+	}
+	if len(args) == 0 {
+		clientUsage(stderr)
+		return fmt.Errorf("%w: client needs a command", errUsage)
+	}
+	var cmd *clientCommand
+	for _, c := range clientCommands() {
+		if c.name == args[0] {
+			cmd = &c
+		}
+	}
+	if cmd == nil {
+		clientUsage(stderr)
+		return fmt.Errorf("%w: unknown client command %q", errUsage, args[0])
+	}
+
+	fs := flag.NewFlagSet("client "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f clientFlags
+	fs.StringVar(&f.url, "url", "http://127.0.0.1:9000", "origin of the key server")
+	fs.StringVar(&f.email, "email", "", "email of the account (required)")
+	fs.StringVar(&f.passwordFile, "password-file", "", "read the password from the first line of this file (default: ask on the terminal)")
+	switch cmd.name {
+	case "create":
+		fs.BoolVar(&f.preVerified, "pre-verified", false, "create a verified account (only servers in --dev mode accept it)")
+	case "change-password":
+		fs.StringVar(&f.newPasswordFile, "new-password-file", "", "read the new password from the first line of this file (default: ask twice on the terminal)")
+	}
+	if _, err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if f.email == "" {
+		return fmt.Errorf("%w: --email is required", errUsage)
+	}
+	c, err := client.New(f.url, clientOptions...)
+	if err != nil {
+		return fmt.Errorf("%w: --url: %v", errUsage, err)
+	}
+	return cmd.run(context.Background(), c, &f, stdout)
+}
+
+func clientCreate(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
+	pw, err := readNewPassword(f.passwordFile, "Password: ", "Repeat password: ")
+	if err != nil {
+		return err
+	}
+	uid, err := c.CreateAccount(ctx, f.email, pw, client.CreateOptions{PreVerified: f.preVerified})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "uid: %x\n", uid)
+	return nil
+}
+
+func clientLogin(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
+	pw, err := readPassword(f.passwordFile, "Password: ")
+	if err != nil {
+		return err
+	}
+	return showKeys(ctx, c, f.email, pw, true, stdout)
+}
+
+func clientKeys(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
+	pw, err := readPassword(f.passwordFile, "Password: ")
+	if err != nil {
+		return err
+	}
+	return showKeys(ctx, c, f.email, pw, false, stdout)
+}
+
+func clientChangePassword(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
+	oldPw, err := readPassword(f.passwordFile, "Current password: ")
+	if err != nil {
+		return err
+	}
+	newPw, err := readNewPassword(f.newPasswordFile, "New password: ", "Repeat new password: ")
+	if err != nil {
+		return err
+	}
+	if err := c.ChangePassword(ctx, f.email, oldPw, newPw); err != nil {
+		return err
+	}
+	return showKeys(ctx, c, f.email, newPw, false, stdout)
+}
+
+func clientDestroy(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
+	pw, err := readPassword(f.passwordFile, "Password: ")
+	if err != nil {
+		return err
+	}
+	if err := c.DestroyAccount(ctx, f.email, pw); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "destroyed: %s\n", f.email)
+	return nil
+}
+
+// showKeys signs in, prints uid, kA and kB (with loginOnly, also the
+// verification status, and the keys only for a verified account), then ends
+// the session: the CLI keeps no state that could use it later.
+func showKeys(ctx context.Context, c *client.Client, email, pw string, loginOnly bool, stdout io.Writer) error {
+	s, err := c.Login(ctx, email, pw)
+	if err != nil {
+		return err
+	}
+	var keys *client.Keys
+	if !loginOnly || s.Verified {
+		keys, err = c.Keys(ctx, s.KeyFetchToken, s.UnwrapBKey)
+	}
+	if derr := c.SessionDestroy(ctx, s.SessionToken); err == nil && derr != nil {
+		err = fmt.Errorf("ending the session: %w", derr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "uid: %x\n", s.UID)
+	if loginOnly {
+		fmt.Fprintf(stdout, "verified: %t\n", s.Verified)
+	}
+	if keys != nil {
+		fmt.Fprintf(stdout, "kA: %x\nkB: %x\n", keys.KA, keys.KB)
+	}
+	return nil
+}
+
+// readPassword returns the first line of file, or asks on the terminal when
+// file is "".
+func readPassword(file, prompt string) (string, error) {
+	var pw string
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("reading password file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		pw = strings.TrimSuffix(line, "\r")
+	} else {
+		var err error
+		if pw, err = promptPassword(prompt); err != nil {
+			return "", err
+		}
+	}
+	if pw == "" {
+		return "", fmt.Errorf("%w: empty password", errUsage)
+	}
+	return pw, nil
+}
+
+// readNewPassword is readPassword for a new password: on the terminal it is
+// asked twice.
+func readNewPassword(file, prompt, repeat string) (string, error) {
+	pw, err := readPassword(file, prompt)
+	if err != nil || file != "" {
+		return pw, err
+	}
+	again, err := readPassword("", repeat)
+	if err != nil {
+		return "", err
+	}
+	if again != pw {
+		return "", errors.New("the passwords do not match")
+	}
+	return pw, nil
+}
+
+// terminalPassword shows prompt on the controlling terminal (or on stderr
+// when stdin is a terminal) and reads a line without echo.
+func terminalPassword(prompt string) (string, error) {
+	fd, out := -1, io.Writer(os.Stderr)
+	if tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil {
+		defer tty.Close()
+		if term.IsTerminal(int(tty.Fd())) {
+			fd, out = int(tty.Fd()), tty
+		}
+	}
+	if fd < 0 && term.IsTerminal(int(os.Stdin.Fd())) {
+		fd = int(os.Stdin.Fd())
+	}
+	if fd < 0 {
+		return "", fmt.Errorf("%w: no terminal to ask for the password; use --password-file", errUsage)
+	}
+	fmt.Fprint(out, prompt)
+	b, err := term.ReadPassword(fd)
+	fmt.Fprintln(out)
+	if err != nil {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	return string(b), nil
+}

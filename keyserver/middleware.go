@@ -1,0 +1,216 @@
+package keyserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// requestInfo is what the middleware learns about a request, for handlers and
+// the access log.
+type requestInfo struct {
+	id       string
+	clientIP string
+	hawkID   string // the Hawk id (a tokenId), the only Authorization part we log
+	err      *Error
+}
+
+type ctxKey struct{}
+
+func requestInfoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(ctxKey{}).(*requestInfo)
+	return info
+}
+
+// statusWriter remembers the status code for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+// outer wraps every request, matched or not: request id, the headers every
+// response carries (spec 1.2, C1), CORS, panic recovery and the access log.
+func (s *Server) outer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.now()
+		info := &requestInfo{id: newRequestID(), clientIP: s.clientIP(r)}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, info))
+		sw := &statusWriter{ResponseWriter: w}
+
+		h := sw.Header()
+		h.Set("Timestamp", strconv.FormatInt(start.Unix(), 10))
+		h.Set("Strict-Transport-Security", "max-age=10886400")
+		h.Set("X-Request-Id", info.id)
+		s.cors(h, r)
+
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				e := errInternal(fmt.Errorf("panic: %v", p))
+				if sw.status == 0 {
+					writeError(sw, r, e)
+				}
+				info.err = e
+			}
+			s.logAccess(r, info, sw, start)
+		}()
+
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			sw.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// cors sets the CORS headers of spec 1.2.
+func (s *Server) cors(h http.Header, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	allowed := "*"
+	if len(s.cfg.CORSOrigins) > 0 {
+		allowed = ""
+		for _, o := range s.cfg.CORSOrigins {
+			if o == origin {
+				allowed = origin
+				h.Add("Vary", "Origin")
+				break
+			}
+		}
+	}
+	if allowed == "" {
+		return
+	}
+	h.Set("Access-Control-Allow-Origin", allowed)
+	h.Set("Access-Control-Expose-Headers", "Timestamp")
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "GET, POST")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept-Language")
+		h.Set("Access-Control-Max-Age", "86400")
+	}
+}
+
+// logAccess writes one access-log line. Request bodies and Authorization
+// values are never logged (spec C14); the code of a verification link is
+// redacted.
+func (s *Server) logAccess(r *http.Request, info *requestInfo, sw *statusWriter, start time.Time) {
+	attrs := []slog.Attr{
+		slog.String("req", info.id),
+		slog.String("method", r.Method),
+		slog.String("path", redactedTarget(r)),
+		slog.Int("status", sw.status),
+		slog.Int("bytes", sw.bytes),
+		slog.Duration("duration", s.now().Sub(start)),
+		slog.String("ip", info.clientIP),
+	}
+	if info.hawkID != "" {
+		attrs = append(attrs, slog.String("hawk_id", info.hawkID))
+	}
+	level := slog.LevelInfo
+	if info.err != nil {
+		attrs = append(attrs, slog.Int("errno", info.err.Errno))
+		if info.err.Cause != nil {
+			attrs = append(attrs, slog.String("cause", info.err.Cause.Error()))
+		}
+		if info.err.Status >= 500 {
+			level = slog.LevelError
+		}
+	}
+	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+// redactedTarget is the request path and query with secret query values
+// (the email verification code) replaced.
+func redactedTarget(r *http.Request) string {
+	q := r.URL.Query()
+	if q.Has("code") {
+		q.Set("code", "REDACTED")
+		return r.URL.Path + "?" + q.Encode()
+	}
+	if r.URL.RawQuery != "" {
+		return r.URL.Path + "?" + r.URL.RawQuery
+	}
+	return r.URL.Path
+}
+
+// clientIP is the socket peer, or the right-most X-Forwarded-For entry that
+// is not a trusted proxy when the peer is one (spec 10.4).
+func (s *Server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if !s.trustedProxy(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if net.ParseIP(hop) == nil {
+			break
+		}
+		host = hop
+		if !s.trustedProxy(hop) {
+			break
+		}
+	}
+	return host
+}
+
+func (s *Server) trustedProxy(ip string) bool {
+	addr := net.ParseIP(ip)
+	if addr == nil {
+		return false
+	}
+	for _, n := range s.cfg.TrustedProxies {
+		if n.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// writeJSON writes v as the JSON response body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body, _ = json.Marshal(errInternal(err).body())
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,41 @@
+package keyserver
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keyserver/keyserver/store"
+)
+
+// routes declares the whole public API in one place (spec 6.2).
+func (s *Server) routes() http.Handler {
+	r := mux.NewRouter().SkipClean(true) // paths match exactly, no redirects
+	r.NotFoundHandler = http.HandlerFunc(s.notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(s.notFound)
+
+	get, post := http.MethodGet, http.MethodPost
+	const (
+		consume = true
+		keep    = false
+	)
+	r.Handle("/v1/account/create", s.open(s.accountCreate)).Methods(post)
+	r.Handle("/v1/auth/start", s.open(s.authStart)).Methods(post)
+	r.Handle("/v1/auth/finish", s.open(s.authFinish)).Methods(post)
+	r.Handle("/v1/session/create", s.hawkAuth(store.AuthToken, consume, s.sessionCreate)).Methods(post)
+	r.Handle("/v1/session/destroy", s.hawkAuth(store.SessionToken, keep, s.sessionDestroy)).Methods(post)
+	r.Handle("/v1/account/keys", s.hawkAuth(store.KeyFetchToken, consume, s.accountKeys)).Methods(get)
+	r.Handle("/v1/account/reset", s.hawkAuth(store.AccountResetToken, keep, s.accountReset)).Methods(post)
+	r.Handle("/v1/account/destroy", s.hawkAuth(store.AuthToken, consume, s.accountDestroy)).Methods(post)
+	r.Handle("/v1/password/change/start", s.hawkAuth(store.AuthToken, consume, s.passwordChangeStart)).Methods(post)
+	r.Handle("/v1/recovery_email/status", s.hawkAuth(store.SessionToken, keep, s.recoveryEmailStatus)).Methods(get)
+	r.Handle("/v1/recovery_email/resend_code", s.hawkAuth(store.SessionToken, keep, s.recoveryEmailResendCode)).Methods(post)
+	r.Handle("/v1/recovery_email/verify_code", s.open(s.recoveryEmailVerifyCode)).Methods(post)
+	r.Handle("/v1/verify_email", s.open(s.verifyEmailLink)).Methods(get)
+	r.Handle("/v1/get_random_bytes", s.open(s.getRandomBytes)).Methods(post)
+
+	r.Handle("/__heartbeat__", s.api(s.heartbeat)).Methods(get)
+	r.Handle("/__lbheartbeat__", s.api(s.lbheartbeat)).Methods(get)
+	r.HandleFunc("/", s.index).Methods(get)
+	return r
+}
