@@ -1,0 +1,316 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyserver/keyserver/migrations"
+	"github.com/keyserver/keyserver/store"
+	"github.com/keyserver/keyserver/store/sqlstore/pgtest"
+	"github.com/keyserver/keyserver/store/storetest"
+)
+
+func sqliteDSN(t testing.TB) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "keyserver.db")
+}
+
+// dialects lists a fresh-database DSN maker per dialect.
+var dialects = []struct {
+	name string
+	dsn  func(testing.TB) string
+}{
+	{migrations.SQLite, sqliteDSN},
+	{migrations.Postgres, pgtest.DSN},
+}
+
+func mustOpen(t testing.TB, dsn string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store {
+				s := mustOpen(t, d.dsn(t), Options{Migrate: true})
+				if s.Dialect() != d.name {
+					t.Fatalf("Dialect() = %q, want %q", s.Dialect(), d.name)
+				}
+				return s
+			})
+		})
+	}
+}
+
+func TestMigrateAndSchemaChecks(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			dsn := d.dsn(t)
+			_, err := Open(ctx, dsn, Options{})
+			if err == nil || !strings.Contains(err.Error(), "run `keyserver migrate` or pass --migrate") {
+				t.Fatalf("Open(empty database, no Migrate) = %v; want an error telling to migrate", err)
+			}
+
+			applied, err := MigrateDSN(ctx, dsn)
+			if err != nil || len(applied) == 0 || applied[0] != 1 {
+				t.Fatalf("MigrateDSN = %v, %v; want versions from 1", applied, err)
+			}
+			if again, err := MigrateDSN(ctx, dsn); err != nil || len(again) != 0 {
+				t.Fatalf("second MigrateDSN = %v, %v; want nothing applied", again, err)
+			}
+			s := mustOpen(t, dsn, Options{}) // up to date: no Migrate needed
+
+			// A newer keyserver migrated this database.
+			if _, err := s.db.ExecContext(ctx, s.db.Rebind("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)"), 9999); err != nil {
+				t.Fatal(err)
+			}
+			for _, migrate := range []bool{false, true} {
+				_, err = Open(ctx, dsn, Options{Migrate: migrate})
+				var tooNew *migrations.SchemaTooNewError
+				if !errors.As(err, &tooNew) || tooNew.Current != 9999 ||
+					!strings.Contains(err.Error(), "database schema version 9999 is newer than this keyserver") {
+					t.Errorf("Open(newer schema, Migrate %v) = %v; want SchemaTooNewError", migrate, err)
+				}
+			}
+			if _, err := MigrateDSN(ctx, dsn); !errors.As(err, new(*migrations.SchemaTooNewError)) {
+				t.Errorf("MigrateDSN(newer schema) = %v; want SchemaTooNewError", err)
+			}
+		})
+	}
+}
+
+func TestOpenRejectsBadDSN(t *testing.T) {
+	ctx := context.Background()
+	for _, dsn := range []string{"", "sqlite:", "sqlite:/tmp/x.db?mode=ro", "mysql://user:s3cret@host/db", "/tmp/x.db"} {
+		if _, err := Open(ctx, dsn, Options{Migrate: true}); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open(%q) = %v; want an error not repeating the DSN", dsn, err)
+		}
+	}
+	// Nothing listens on port 1; the password must not appear in the error.
+	_, err := Open(ctx, "postgres://user:s3cret@127.0.0.1:1/db?sslmode=disable&connect_timeout=5", Options{})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("Open(unreachable postgres) = %v; want an error without the password", err)
+	}
+	// A missing directory is an error; a missing file is created.
+	if _, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "no", "such", "dir.db"), Options{Migrate: true}); err == nil {
+		t.Error("Open(sqlite file in a missing directory) succeeded")
+	}
+}
+
+// TestSQLitePragmas checks the settings on several distinct connections held
+// at once, and that transactions take the write lock at BEGIN.
+func TestSQLitePragmas(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, sqliteDSN(t), Options{Migrate: true})
+	want := map[string]string{"foreign_keys": "1", "journal_mode": "wal", "synchronous": "2", "busy_timeout": "10000"}
+	const n = 4
+	for i := range n {
+		c, err := s.db.Connx(ctx)
+		if err != nil {
+			t.Fatalf("conn %d: %v", i, err)
+		}
+		defer c.Close() // held until the end: each iteration gets a new connection
+		for pragma, v := range want {
+			var got string
+			if err := c.QueryRowxContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+				t.Fatalf("conn %d: PRAGMA %s: %v", i, pragma, err)
+			}
+			if got != v {
+				t.Errorf("conn %d: PRAGMA %s = %s, want %s", i, pragma, got, v)
+			}
+		}
+	}
+	if open := s.db.Stats().OpenConnections; open < n {
+		t.Fatalf("%d connections open, want at least %d distinct ones", open, n)
+	}
+
+	// While a WithTx holds its transaction, before it has written anything,
+	// another connection cannot take the write lock.
+	probe, err := s.db.Connx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Raw(func(any) error { return driver.ErrBadConn }) // discard: its busy_timeout changes
+	if _, err := probe.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		t.Fatal(err)
+	}
+	err = s.WithTx(ctx, func(store.Queries) error {
+		_, err := probe.ExecContext(ctx, "BEGIN IMMEDIATE")
+		if err == nil {
+			_, _ = probe.ExecContext(ctx, "ROLLBACK")
+			return errors.New("a second BEGIN IMMEDIATE got the lock during WithTx: WithTx did not begin IMMEDIATE")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			s := mustOpen(t, d.dsn(t), Options{Migrate: true})
+			a := &store.Account{UID: rnd(16), Email: "alice@example.org", NormalizedEmail: "alice@example.org",
+				SRPVerifier: rnd(256), SRPSalt: rnd(32), KA: rnd(32), WrapKb: rnd(32), EmailCode: rnd(16),
+				Stretching: store.Stretching{Salt: rnd(32)}}
+			if err := s.CreateAccount(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			dup := *a
+			dup.UID = rnd(16)
+			err := s.CreateAccount(ctx, &dup)
+			if !errors.Is(err, store.ErrConflict) || strings.Contains(err.Error(), "alice") {
+				t.Errorf("unique violation: %v; want ErrConflict naming no value", err)
+			}
+
+			tok := &store.Token{ID: rnd(32), Type: store.AuthToken, UID: a.UID, AuthKey: rnd(32), BundleKey: rnd(32)}
+			if err := s.CreateToken(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+			same := *tok
+			same.Type = store.SessionToken
+			if err := s.CreateToken(ctx, &same); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("primary-key violation: %v; want ErrConflict", err)
+			}
+
+			orphan := *tok
+			orphan.ID, orphan.UID = rnd(32), rnd(16)
+			if err := s.CreateToken(ctx, &orphan); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("token of an unknown account (foreign key): %v; want ErrNotFound", err)
+			}
+			dev := &store.Device{ID: rnd(16), UID: a.UID, SessionID: rnd(32), Name: "x", Type: "cli"}
+			if err := s.CreateDevice(ctx, dev); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("device of an unknown session (foreign key): %v; want ErrNotFound", err)
+			}
+
+			bogus := *tok
+			bogus.ID, bogus.Type = rnd(32), "bogusToken"
+			err = s.CreateToken(ctx, &bogus)
+			if err == nil || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+				t.Errorf("check violation: %v; want an error that is no sentinel", err)
+			}
+		})
+	}
+}
+
+func rnd(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return b
+}
+
+// TestPostgresDownAndUp cuts the connection to PostgreSQL with a TCP proxy
+// and restores it: Ping fails while it is down and succeeds afterwards, on
+// the same Store.
+func TestPostgresDownAndUp(t *testing.T) {
+	ctx := context.Background()
+	u, err := url.Parse(pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{target: u.Host}
+	p.start(t, "127.0.0.1:0")
+	u.Host = p.addr
+	s := mustOpen(t, u.String(), Options{Migrate: true})
+
+	// Fill the pool with several connections.
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			if _, err := s.AccountByUID(ctx, rnd(16)); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("AccountByUID: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+
+	p.stop()
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.Ping(pingCtx); err == nil {
+		t.Fatal("Ping succeeded while the database was unreachable")
+	}
+	if _, err := s.AccountByUID(pingCtx, rnd(16)); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("AccountByUID while down: %v; want a connection error", err)
+	}
+
+	p.start(t, p.addr)
+	if err := s.Ping(pingCtx); err != nil {
+		t.Fatalf("Ping after the database came back: %v", err)
+	}
+	if _, err := s.AccountByUID(pingCtx, rnd(16)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("AccountByUID after the database came back: %v", err)
+	}
+}
+
+// proxy forwards TCP connections to target until stopped.
+type proxy struct {
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func (p *proxy) start(t *testing.T, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	t.Cleanup(p.stop)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+// stop closes the listener and every forwarded connection.
+func (p *proxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ln.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}

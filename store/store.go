@@ -1,0 +1,267 @@
+// Package store defines the records a PICL key server keeps (accounts, tokens,
+// devices, Hawk nonces, recovery-assertion hashes and audit events), the Store
+// interface every storage backend implements, and the sentinel errors callers
+// test with errors.Is.
+//
+// The package imports no database driver: implementations live in
+// store/sqlstore, and store/storetest holds the conformance suite each of them
+// must pass. Byte strings ([]byte) are stored as BLOB/BYTEA; times are UTC
+// with millisecond precision (the protocol's unit), so a time written is read
+// back truncated to the millisecond.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap driver errors so that callers only
+// ever need errors.Is with these.
+var (
+	// ErrNotFound: no row matched (unknown id, already consumed token, ...).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a uniqueness rule was violated (an email fold already in
+	// use, a session that already has a device, a nonce or assertion hash
+	// already recorded).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// TokenType names a kind of token; the values are the protocol's token type
+// names (spec 4.1), which are also the HKDF info suffixes.
+type TokenType string
+
+// Token types of spec 4.1.
+const (
+	SRPToken            TokenType = "srpToken"
+	AuthToken           TokenType = "authToken"
+	SessionToken        TokenType = "sessionToken"
+	KeyFetchToken       TokenType = "keyFetchToken"
+	AccountResetToken   TokenType = "accountResetToken"
+	ForgotPasswordToken TokenType = "forgotPasswordToken"
+)
+
+// TokenTypes lists every token type, in the order of spec 4.1.
+var TokenTypes = []TokenType{SRPToken, AuthToken, SessionToken, KeyFetchToken, AccountResetToken, ForgotPasswordToken}
+
+// Valid reports whether t is one of the protocol's token types.
+func (t TokenType) Valid() bool {
+	for _, v := range TokenTypes {
+		if t == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Stretching holds the client's password-stretching parameters (spec 2). The
+// numbers are fixed by the protocol but stored as received so that
+// /v1/auth/start can echo them.
+type Stretching struct {
+	Type          string
+	PBKDF2Rounds1 int
+	ScryptN       int
+	ScryptR       int
+	ScryptP       int
+	PBKDF2Rounds2 int
+	Salt          []byte // passwordSalt, 32 bytes
+}
+
+// Account is one user account.
+type Account struct {
+	UID             []byte // 16 bytes
+	Email           string // exactly the UTF-8 bytes given at creation
+	NormalizedEmail string // fold(Email), spec 1.3; unique
+	SRPType         string
+	SRPVerifier     []byte // 256 bytes
+	SRPSalt         []byte // 32 bytes
+	Stretching      Stretching
+	KA              []byte // 32 bytes
+	WrapKb          []byte // 32 bytes
+	Verified        bool
+	EmailCode       []byte // 16 bytes
+	Disabled        bool
+	CreatedAt       time.Time
+	// Generation is the time the current password was set (picl-generation).
+	Generation time.Time
+}
+
+// Credentials replace an account's password-derived state at a reset or
+// password change (spec 6.4).
+type Credentials struct {
+	SRPType     string
+	SRPVerifier []byte
+	SRPSalt     []byte
+	Stretching  Stretching
+	WrapKb      []byte
+	Generation  time.Time
+}
+
+// Token is a token of any type. Fields after CreatedAt apply to some types
+// only and are zero otherwise.
+type Token struct {
+	ID        []byte // tokenId, 32 bytes
+	Type      TokenType
+	UID       []byte
+	AuthKey   []byte // Hawk key, 32 bytes
+	BundleKey []byte // 32 bytes; for a srpToken this is the SRP secret b
+	CreatedAt time.Time
+	// ExpiresAt is zero for tokens without a lifetime.
+	ExpiresAt time.Time
+
+	// srpToken: the server's public value B (256 bytes).
+	SRPB []byte
+	// keyFetchToken: the id of the sessionToken issued with it, if any.
+	// Deleting that session deletes this token too.
+	SessionID []byte
+	// forgotPasswordToken: the seed (returned again by resend_code), the
+	// 8-digit code and the tries left.
+	Seed  []byte
+	Code  string
+	Tries int
+}
+
+// Expired reports whether the token has a lifetime that has ended at now.
+func (t *Token) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+}
+
+// Device is an entry of the device registry (spec 6.5). It belongs to exactly
+// one sessionToken and is deleted with it.
+type Device struct {
+	ID            []byte // 16 bytes
+	UID           []byte
+	SessionID     []byte // the sessionToken's tokenId; unique
+	Name          string
+	Type          string
+	PushCallback  string // "" means none
+	PushPublicKey string
+	PushAuthKey   string
+	CreatedAt     time.Time
+	LastAccessAt  time.Time
+}
+
+// Actors of audit events (spec 10.4).
+const (
+	ActorUser   = "user"
+	ActorAdmin  = "admin"
+	ActorSystem = "system"
+)
+
+// Outcomes of audit events.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+)
+
+// Event is one audit-log entry (spec 10.4). It never holds secrets.
+type Event struct {
+	ID        []byte // 16 random bytes
+	Time      time.Time
+	Actor     string
+	Action    string
+	Outcome   string
+	UID       []byte // nil when no account was identified
+	DeviceID  []byte // nil when none
+	SessionID []byte // first 8 bytes of the sessionToken id, or nil
+	IP        string
+	Details   string // a JSON object, "{}" when empty
+}
+
+// EventQuery selects audit events ordered by (Time, ID).
+type EventQuery struct {
+	UID   []byte    // only this account's events when non-nil
+	Since time.Time // Time >= Since
+	// After, when non-nil, skips events up to and including the one with
+	// (Time == Since, ID == After): the paging cursor of spec 10.4.
+	After []byte
+	Limit int
+	// Newest returns the newest events first instead (for users' own view).
+	Newest bool
+}
+
+// Queries are the data operations. They run either directly on a Store or
+// inside a transaction started by Store.WithTx.
+type Queries interface {
+	// CreateAccount inserts a. ErrConflict when a.NormalizedEmail or a.UID
+	// is taken.
+	CreateAccount(ctx context.Context, a *Account) error
+	AccountByUID(ctx context.Context, uid []byte) (*Account, error)
+	AccountByEmail(ctx context.Context, normalizedEmail string) (*Account, error)
+	// SetVerified marks the account verified (idempotent).
+	SetVerified(ctx context.Context, uid []byte) error
+	SetDisabled(ctx context.Context, uid []byte, disabled bool) error
+	// SetCredentials replaces the password-derived state of the account.
+	SetCredentials(ctx context.Context, uid []byte, c *Credentials) error
+	// DeleteAccount deletes the account with its tokens and devices (audit
+	// events are kept).
+	DeleteAccount(ctx context.Context, uid []byte) error
+
+	CreateToken(ctx context.Context, t *Token) error
+	// Token returns the token of type typ with this id; ErrNotFound when
+	// there is none of that type (expiry is the caller's to check).
+	Token(ctx context.Context, typ TokenType, id []byte) (*Token, error)
+	// ConsumeToken atomically deletes and returns the token. Of concurrent
+	// consumers of one token exactly one gets it; the others get ErrNotFound.
+	ConsumeToken(ctx context.Context, typ TokenType, id []byte) (*Token, error)
+	// DeleteToken deletes one token (and, for a session, its device and
+	// keyFetchTokens). ErrNotFound when absent.
+	DeleteToken(ctx context.Context, typ TokenType, id []byte) error
+	// DeleteAccountTokens deletes the account's tokens of the given types,
+	// or of every type when none is given.
+	DeleteAccountTokens(ctx context.Context, uid []byte, types ...TokenType) error
+	// CountTokens counts the account's tokens of one type.
+	CountTokens(ctx context.Context, uid []byte, typ TokenType) (int, error)
+	// DecrementTries atomically takes one try from a forgotPasswordToken and
+	// returns the tries left; ErrNotFound when it no longer exists or has
+	// none left.
+	DecrementTries(ctx context.Context, id []byte) (int, error)
+
+	// CreateDevice inserts d. ErrConflict when its session already has a
+	// device (or the id is taken).
+	CreateDevice(ctx context.Context, d *Device) error
+	// Device returns the account's device with this id.
+	Device(ctx context.Context, uid, id []byte) (*Device, error)
+	DeviceBySession(ctx context.Context, sessionID []byte) (*Device, error)
+	// UpdateDevice replaces name, type and push fields of d.ID.
+	UpdateDevice(ctx context.Context, d *Device) error
+	// TouchDevice sets the last access time if it is older than at-minAge,
+	// and reports whether it wrote.
+	TouchDevice(ctx context.Context, id []byte, at time.Time, minAge time.Duration) (bool, error)
+	// Devices lists the account's devices ordered by CreatedAt, then ID.
+	Devices(ctx context.Context, uid []byte) ([]Device, error)
+	// DeleteDevices deletes every device of the account.
+	DeleteDevices(ctx context.Context, uid []byte) error
+
+	// UseNonce records a Hawk (tokenId, ts, nonce) until expires;
+	// ErrConflict when it is already recorded.
+	UseNonce(ctx context.Context, tokenID []byte, ts int64, nonce string, expires time.Time) error
+	// UseAssertion records the hash of a recovery assertion until expires;
+	// ErrConflict when it is already recorded.
+	UseAssertion(ctx context.Context, hash []byte, expires time.Time) error
+
+	AppendEvent(ctx context.Context, e *Event) error
+	Events(ctx context.Context, q EventQuery) ([]Event, error)
+}
+
+// Store is a storage backend.
+type Store interface {
+	Queries
+	// WithTx runs fn in one transaction: committed when fn returns nil,
+	// rolled back otherwise (also when fn panics). Writes inside it never
+	// fail with a lock timeout because of a concurrent writer.
+	WithTx(ctx context.Context, fn func(q Queries) error) error
+	// Throttle counts one request under name at now, unless limit requests
+	// were already counted under name in the window (now-window, now]: then
+	// it counts nothing and returns how long until the oldest of them leaves
+	// the window (> 0). It runs in its own transaction, and concurrent
+	// counts of one name, from any server instance, run one after another.
+	Throttle(ctx context.Context, name string, now time.Time, window time.Duration, limit int) (retryAfter time.Duration, err error)
+	// Purge deletes expired nonces, assertion hashes, throttle counts and
+	// tokens whose lifetime ended before now, and audit events older than
+	// eventsBefore. It returns the number of rows deleted.
+	Purge(ctx context.Context, now, eventsBefore time.Time) (int64, error)
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
