@@ -1,0 +1,163 @@
+package devices
+
+import (
+	"crypto/ecdh"
+	"encoding/base64"
+	"net/url"
+	"unicode/utf8"
+
+	"github.com/keyserver/keyserver/store"
+)
+
+// Fields are the writable members of a device record; nil means "not
+// given". An empty push field clears it (stored as null).
+type Fields struct {
+	Name          *string
+	Type          *string
+	PushCallback  *string
+	PushPublicKey *string
+	PushAuthKey   *string
+}
+
+// FieldError reports a member that breaks the rules of C16 (errno 107), or
+// a required one that is missing (Missing, errno 108).
+type FieldError struct {
+	Field   string
+	Missing bool
+}
+
+func (e *FieldError) Error() string {
+	if e.Missing {
+		return "devices: missing " + e.Field
+	}
+	return "devices: invalid " + e.Field
+}
+
+// Types are the device types of spec 6.5.
+var Types = []string{"desktop", "mobile", "tablet", "vr", "tv", "cli", "web"}
+
+// Limits of C16.
+const (
+	MaxNameLength         = 255  // code points
+	MaxPushCallbackLength = 2048 // characters
+)
+
+// ValidName: 1 to 255 code points of valid UTF-8, none a control character
+// (U+0000-U+001F, U+007F-U+009F).
+func ValidName(s string) bool {
+	if s == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxNameLength {
+		return false
+	}
+	for _, r := range s {
+		if r <= 0x1f || (r >= 0x7f && r <= 0x9f) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidType: one of Types.
+func ValidType(s string) bool {
+	for _, t := range Types {
+		if s == t {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidPushCallback: empty (clear), or an absolute https URL with a host of
+// at most 2048 characters.
+func ValidPushCallback(s string) bool {
+	if s == "" {
+		return true
+	}
+	if utf8.RuneCountInString(s) > MaxPushCallbackLength {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "https" && u.Host != "" && u.Opaque == ""
+}
+
+// ValidPushPublicKey: empty (clear), or unpadded base64url of an
+// uncompressed P-256 point (65 bytes starting 0x04) on the curve.
+func ValidPushPublicKey(s string) bool {
+	if s == "" {
+		return true
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) != 65 || b[0] != 4 {
+		return false
+	}
+	_, err = ecdh.P256().NewPublicKey(b)
+	return err == nil
+}
+
+// ValidPushAuthKey: empty (clear), or unpadded base64url of 16 bytes.
+func ValidPushAuthKey(s string) bool {
+	if s == "" {
+		return true
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil && len(b) == 16
+}
+
+// Validate checks every given member in the order of spec 6.5, then that
+// pushPublicKey and pushAuthKey come together: both or neither, both values
+// or both empty. A broken pairing is reported on pushAuthKey.
+func (f Fields) Validate() error {
+	checks := []struct {
+		name  string
+		value *string
+		valid func(string) bool
+	}{
+		{"name", f.Name, ValidName},
+		{"type", f.Type, ValidType},
+		{"pushCallback", f.PushCallback, ValidPushCallback},
+		{"pushPublicKey", f.PushPublicKey, ValidPushPublicKey},
+		{"pushAuthKey", f.PushAuthKey, ValidPushAuthKey},
+	}
+	for _, c := range checks {
+		if c.value != nil && !c.valid(*c.value) {
+			return &FieldError{Field: c.name}
+		}
+	}
+	pub, auth := f.PushPublicKey, f.PushAuthKey
+	if (pub == nil) != (auth == nil) || (pub != nil && (*pub == "") != (*auth == "")) {
+		return &FieldError{Field: "pushAuthKey"}
+	}
+	return nil
+}
+
+// pairs lists each given field with its stored counterpart.
+func (f Fields) pairs(d *store.Device) []struct {
+	given  *string
+	stored *string
+} {
+	return []struct {
+		given  *string
+		stored *string
+	}{
+		{f.Name, &d.Name}, {f.Type, &d.Type}, {f.PushCallback, &d.PushCallback},
+		{f.PushPublicKey, &d.PushPublicKey}, {f.PushAuthKey, &d.PushAuthKey},
+	}
+}
+
+// matches reports whether every given field equals the stored value.
+func (f Fields) matches(d *store.Device) bool {
+	for _, p := range f.pairs(d) {
+		if p.given != nil && *p.given != *p.stored {
+			return false
+		}
+	}
+	return true
+}
+
+// apply copies the given fields into d.
+func (f Fields) apply(d *store.Device) {
+	for _, p := range f.pairs(d) {
+		if p.given != nil {
+			*p.stored = *p.given
+		}
+	}
+}
