@@ -1,0 +1,100 @@
+package main
+
+import (
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/keyserver/keyserver/keyserver"
+	"github.com/keyserver/keyserver/mail"
+	"github.com/keyserver/keyserver/recovery"
+)
+
+// recoveryFlags are the serve flags of mail delivery and account recovery.
+type recoveryFlags struct {
+	smtpHost         string
+	smtpPort         int
+	smtpUser         string
+	smtpPasswordFile string
+	smtpStartTLS     string
+	mailFrom         string
+	issuersFile      string
+	caFile           string
+}
+
+func (f *recoveryFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.smtpHost, "smtp-host", "", "SMTP server for outgoing mail (default: none, the development mailer writes messages, codes included, to the log)")
+	fs.IntVar(&f.smtpPort, "smtp-port", 587, "SMTP server port")
+	fs.StringVar(&f.smtpUser, "smtp-user", "", "SMTP user name (default: send without authentication)")
+	fs.StringVar(&f.smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP password")
+	fs.StringVar(&f.smtpStartTLS, "smtp-starttls", mail.StartTLSMandatory, "STARTTLS policy: mandatory, opportunistic or none")
+	fs.StringVar(&f.mailFrom, "mail-from", "keyserver <no-reply@localhost>", "sender of outgoing mail")
+	fs.StringVar(&f.issuersFile, "recovery-issuers", "", "recovery issuers file: trusted OpenID Connect issuers and BrowserID IdPs for /v1/account/recover (default: none, every assertion is refused)")
+	fs.StringVar(&f.caFile, "recovery-ca-file", "", "PEM file of the CA certificates trusted for fetching recovery issuers' keys, instead of the system's (an internal CA)")
+}
+
+// mailer returns the SMTP mailer, or nil (the development mailer) when no
+// SMTP host is set, which it announces in the log.
+func (f *recoveryFlags) mailer(logger *slog.Logger, dev bool) (keyserver.Mailer, error) {
+	if f.smtpHost == "" {
+		msg := "no --smtp-host: the development mailer writes messages, codes included, to the log instead of sending them"
+		if dev {
+			logger.Info(msg)
+		} else {
+			logger.Warn(msg + "; set --smtp-host in production")
+		}
+		return nil, nil
+	}
+	var password string
+	if f.smtpPasswordFile != "" {
+		b, err := os.ReadFile(f.smtpPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --smtp-password-file: %w", err)
+		}
+		password = strings.TrimSpace(string(b))
+	}
+	m, err := mail.NewSMTP(mail.SMTPConfig{
+		Host: f.smtpHost, Port: f.smtpPort, Username: f.smtpUser, Password: password,
+		StartTLS: f.smtpStartTLS, From: f.mailFrom,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	logger.Info("sending mail through SMTP", "host", f.smtpHost, "port", f.smtpPort, "starttls", f.smtpStartTLS)
+	return m, nil
+}
+
+// recovery returns the assertion verifier of --recovery-issuers, or nil
+// when none is set. A bad file stops the server (spec 8.2).
+func (f *recoveryFlags) recovery(publicURL string) (keyserver.AssertionVerifier, error) {
+	if f.issuersFile == "" {
+		if f.caFile != "" {
+			return nil, fmt.Errorf("%w: --recovery-ca-file needs --recovery-issuers", errUsage)
+		}
+		return nil, nil
+	}
+	cfg, err := recovery.LoadConfig(f.issuersFile)
+	if err != nil {
+		return nil, err
+	}
+	opts := recovery.Options{Audience: publicURL}
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --recovery-ca-file: %w", err)
+		}
+		opts.RootCAs = x509.NewCertPool()
+		if !opts.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, errors.New("--recovery-ca-file holds no PEM certificate")
+		}
+	}
+	v, err := recovery.New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
