@@ -2,7 +2,7 @@
 .PHONY: run test lint ci bench
 
 run:
-	go run ./cmd/keyserver serve
+	go run ./cmd/keyserver serve --dev
 
 test:
 	go test -race -count=1 ./...

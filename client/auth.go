@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -159,14 +158,8 @@ func (c *Client) AuthFinish(ctx context.Context, ch *AuthChallenge, password str
 // retries once with the stored email bytes (spec 1.3).
 func (c *Client) SignIn(ctx context.Context, email, password string) (*Auth, error) {
 	ch, err := c.AuthStart(ctx, email)
-	var e *Error
-	if errors.As(err, &e) && e.Errno == ErrnoIncorrectEmailCase {
-		stored, _ := e.Body["email"].(string)
-		b, derr := hex.DecodeString(stored)
-		if derr != nil || len(b) == 0 {
-			return nil, err
-		}
-		ch, err = c.AuthStart(ctx, string(b))
+	if stored, ok := storedEmail(err); ok {
+		ch, err = c.AuthStart(ctx, stored)
 	}
 	if err != nil {
 		return nil, err

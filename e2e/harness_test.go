@@ -21,8 +21,9 @@ import (
 	"github.com/keyserver/keyserver/store/sqlstore/pgtest"
 )
 
-// binary is the keyserver built once for the whole package.
-var binary string
+// binary is the keyserver built once for the whole package; signingKey is
+// an RS256 key file made with it, which startServer passes to every server.
+var binary, signingKey string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "keyserver-e2e-")
@@ -37,6 +38,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building keyserver:", err)
 		os.Exit(1)
 	}
+	signingKey = filepath.Join(dir, "signing.pem")
+	if out, err := exec.Command(binary, "keys", "generate", "--out", signingKey).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "generating the signing key: %v\n%s", err, out)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -44,10 +50,11 @@ func TestMain(m *testing.M) {
 
 // server is a running `keyserver serve` process.
 type server struct {
-	URL  string
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan error
+	URL      string
+	AdminURL string // with --admin-listen: the admin API (second stdout line)
+	cmd      *exec.Cmd
+	logs     *syncBuffer
+	done     chan error
 }
 
 // syncBuffer collects the server's log for assertions and failure reports.
@@ -68,12 +75,13 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// startServer runs `keyserver serve --listen 127.0.0.1:0 args...`, reads the
+// startServer runs `keyserver serve --listen 127.0.0.1:0 --signing-key
+// <signingKey> args...` (a later --signing-key wins), reads the
 // bound address from its first stdout line and stops it (SIGTERM, expecting a
 // clean exit) when the test ends.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "text"}, args...)...)
+	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "text", "--signing-key", signingKey}, args...)...)
 	cmd.Env = cleanEnv()
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
@@ -85,10 +93,10 @@ func startServer(t *testing.T, args ...string) *server {
 		t.Fatal(err)
 	}
 	s := &server{cmd: cmd, logs: logs, done: make(chan error, 1)}
-	lines := make(chan string, 1)
+	lines := make(chan string, 2) // the public address, then the admin one
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
+		for i := 0; i < 2 && sc.Scan(); i++ {
 			lines <- sc.Text()
 		}
 		close(lines)
@@ -105,6 +113,11 @@ func startServer(t *testing.T, args ...string) *server {
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatalf("keyserver did not print its address:\n%s", logs)
+	}
+	for _, a := range args {
+		if a == "--admin-listen" || strings.HasPrefix(a, "--admin-listen=") {
+			s.AdminURL = "http://" + <-lines // printed with the first line
+		}
 	}
 	t.Cleanup(func() {
 		if err := s.stop(); err != nil {

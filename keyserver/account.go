@@ -408,6 +408,7 @@ func (s *Server) accountReset(req *request) (any, error) {
 	} else if err != nil {
 		return nil, err
 	}
+	s.notify(ctx, passwordChangedMail(a.Email))
 	return emptyObject, nil
 }
 

@@ -140,7 +140,7 @@ func BenchmarkSignInServer(b *testing.B) {
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
 		var start struct {
-			SRPToken string `json:"srpToken"`
+			SRPToken string             `json:"srpToken"`
 			SRP      struct{ B string } `json:"srp"`
 		}
 		timed(func() { f.call(b, "POST", "/v1/auth/start", map[string]string{"email": emailHex}, nil, &start) })

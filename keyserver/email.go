@@ -3,6 +3,7 @@ package keyserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -39,8 +40,11 @@ func (s *Server) recoveryEmailResendCode(req *request) (any, error) {
 		return emptyObject, nil
 	}
 	ctx := req.r.Context()
+	if err := s.throttle(ctx, verifyResendPerAccount, hexString(a.UID)); err != nil {
+		return nil, err
+	}
 	if err := s.cfg.Mailer.Send(ctx, s.verificationMail(a.UID, a.Email, hexString(a.EmailCode), service)); err != nil {
-		return nil, errUnavailable(err)
+		return nil, errUnavailable(fmt.Errorf("verification mail not sent: %w", err))
 	}
 	if err := s.audit(ctx, s.store, event{action: "recovery_email.resend_code", uid: a.UID, session: req.token.ID}); err != nil {
 		return nil, err

@@ -4,8 +4,8 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
-	"net"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 )
@@ -109,6 +109,9 @@ func errInvalidSignature() *Error {
 func errInvalidToken() *Error {
 	return newError(401, ErrnoInvalidToken, "Invalid authentication token in request signature")
 }
+
+// errAdminToken: a missing or wrong admin bearer token (spec 10.1).
+func errAdminToken() *Error { return newError(401, ErrnoInvalidToken, "Invalid admin token") }
 
 func errInvalidTimestamp(serverTime int64) *Error {
 	return newError(401, ErrnoInvalidTimestamp, "Invalid timestamp in request signature").with("serverTime", serverTime)

@@ -67,6 +67,11 @@ func (s *Server) hawkAuth(typ store.TokenType, consume bool, fn handlerFunc) htt
 		if acct.Disabled {
 			return nil, errDisabled()
 		}
+		if typ == store.SessionToken { // last access of its device (spec 6.5)
+			if err := s.devices.Touch(ctx, tok.ID); err != nil {
+				return nil, err
+			}
+		}
 		return fn(&request{w: w, r: r, body: body, token: tok, account: acct})
 	})
 }

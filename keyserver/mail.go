@@ -5,23 +5,15 @@ import (
 	"fmt"
 	"html"
 	"log/slog"
+
+	"github.com/keyserver/keyserver/mail"
 )
 
-// Message is an email to one recipient. Headers carries the X-* headers of
-// spec 6.6 that test harnesses read.
-type Message struct {
-	To      string
-	Subject string
-	Text    string
-	HTML    string
-	Headers map[string]string
-}
-
-// Mailer delivers messages. Send returns once the mail server has accepted
-// the message (or failed to).
-type Mailer interface {
-	Send(ctx context.Context, m *Message) error
-}
+// Message and Mailer are those of package mail, which has the SMTP mailer.
+type (
+	Message = mail.Message
+	Mailer  = mail.Mailer
+)
 
 // LogMailer is the development mailer: it writes whole messages, codes
 // included, to the log instead of sending them. Only for --dev.
@@ -37,6 +29,14 @@ func (l LogMailer) Send(ctx context.Context, m *Message) error {
 	return nil
 }
 
+// notify sends a notification, best effort (C5): a failure is logged and
+// the request it reports on stands.
+func (s *Server) notify(ctx context.Context, m *Message) {
+	if err := s.cfg.Mailer.Send(context.WithoutCancel(ctx), m); err != nil {
+		s.log.WarnContext(ctx, "notification mail not sent", "subject", m.Subject, "err", err)
+	}
+}
+
 // verificationMail is the email-verification message of spec 6.6.
 func (s *Server) verificationMail(uid []byte, email, code, service string) *Message {
 	link := s.cfg.VerificationURL + "?uid=" + hexString(uid)
@@ -44,15 +44,66 @@ func (s *Server) verificationMail(uid []byte, email, code, service string) *Mess
 		link += "&service=" + service // validService: letters and digits only
 	}
 	link += "&code=" + code
-	text := fmt.Sprintf("Verify the email address %s for your keyserver account by opening this link:\n\n%s\n\n"+
-		"If you did not create an account, ignore this message: without verification the account cannot fetch keys.\n", email, link)
+	return mailContent{
+		to:      email,
+		subject: "Verify your account",
+		intro:   "Verify the email address %s for your keyserver account by opening this link:",
+		link:    link,
+		notYou:  "If you did not create an account, ignore this message: without verification the account cannot fetch keys.",
+		headers: map[string]string{"X-Uid": hexString(uid), "X-Verify-Code": code, "X-Link": link},
+	}.message()
+}
+
+// forgotPasswordMail carries the forgot-password code (spec 6.7).
+func forgotPasswordMail(email, code string) *Message {
+	return mailContent{
+		to:      email,
+		subject: "Your keyserver password reset code",
+		intro:   "Someone asked to reset the password of the keyserver account %s. Enter this code to set a new password (it expires in 15 minutes):",
+		code:    code,
+		notYou:  "If this was not you, ignore this message: nobody can reset your password without this code.",
+		headers: map[string]string{"X-Recovery-Code": code},
+	}.message()
+}
+
+// passwordChangedMail is the notification after /v1/account/reset.
+func passwordChangedMail(email string) *Message {
+	return mailContent{
+		to:      email,
+		subject: "Your keyserver password was changed",
+		intro:   "The password of the keyserver account %s was changed, and every device was signed out.",
+		notYou:  "If this was not you, reset your password at once with \"forgot password\" and check your devices.",
+	}.message()
+}
+
+// mailContent is what every message says: what happened to the account
+// (intro, with %s for its email), a link to open or a code to enter, and
+// what to do if it was not the user.
+type mailContent struct {
+	to, subject, intro string
+	link, code         string
+	notYou             string
+	headers            map[string]string
+}
+
+// message renders c as plain text with an HTML alternative.
+func (c mailContent) message() *Message {
+	esc := html.EscapeString
+	text := fmt.Sprintf(c.intro, c.to) + "\n\n"
+	htm := "<p>" + fmt.Sprintf(esc(c.intro), esc(c.to)) + "</p>"
+	if c.link != "" {
+		text += c.link + "\n\n"
+		htm += `<p><a href="` + esc(c.link) + `">` + esc(c.link) + "</a></p>"
+	}
+	if c.code != "" {
+		text += "    " + c.code + "\n\n"
+		htm += `<p style="font-size:x-large;font-family:monospace">` + esc(c.code) + "</p>"
+	}
 	return &Message{
-		To:      email,
-		Subject: "Verify your account",
-		Text:    text,
-		HTML: fmt.Sprintf("<p>Verify the email address %s for your keyserver account:</p><p><a href=\"%s\">Verify my email</a></p>"+
-			"<p>If you did not create an account, ignore this message: without verification the account cannot fetch keys.</p>",
-			html.EscapeString(email), html.EscapeString(link)),
-		Headers: map[string]string{"X-Uid": hexString(uid), "X-Verify-Code": code, "X-Link": link},
+		To:      c.to,
+		Subject: c.subject,
+		Text:    text + c.notYou + "\n",
+		HTML:    "<!doctype html><html><body>" + htm + "<p>" + esc(c.notYou) + "</p></body></html>",
+		Headers: c.headers,
 	}
 }

@@ -55,7 +55,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // outer wraps every request, matched or not: request id, the headers every
 // response carries (spec 1.2, C1), CORS, panic recovery and the access log.
-func (s *Server) outer(next http.Handler) http.Handler {
+func (s *Server) outer(next http.Handler) http.Handler { return s.wrap(next, true) }
+
+// wrap is outer, with CORS (and preflight answers) only when cors is set:
+// the admin API has none (C18).
+func (s *Server) wrap(next http.Handler, cors bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
 		info := &requestInfo{id: newRequestID(), clientIP: s.clientIP(r)}
@@ -66,7 +70,9 @@ func (s *Server) outer(next http.Handler) http.Handler {
 		h.Set("Timestamp", strconv.FormatInt(start.Unix(), 10))
 		h.Set("Strict-Transport-Security", "max-age=10886400")
 		h.Set("X-Request-Id", info.id)
-		s.cors(h, r)
+		if cors {
+			s.cors(h, r)
+		}
 
 		defer func() {
 			if p := recover(); p != nil {
@@ -82,7 +88,7 @@ func (s *Server) outer(next http.Handler) http.Handler {
 			s.logAccess(r, info, sw, start)
 		}()
 
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		if cors && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			sw.WriteHeader(http.StatusNoContent)
 			return
 		}

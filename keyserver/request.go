@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -304,10 +303,4 @@ func (o *object) End() error {
 		}
 	}
 	return nil
-}
-
-// errorIs reports whether err is an *Error with this errno.
-func errorIs(err error, errno int) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Errno == errno
 }

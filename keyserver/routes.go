@@ -5,6 +5,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/keyserver/keyserver/certs"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -24,18 +25,31 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/v1/auth/finish", s.open(s.authFinish)).Methods(post)
 	r.Handle("/v1/session/create", s.hawkAuth(store.AuthToken, consume, s.sessionCreate)).Methods(post)
 	r.Handle("/v1/session/destroy", s.hawkAuth(store.SessionToken, keep, s.sessionDestroy)).Methods(post)
+	r.Handle("/v1/account/devices", s.hawkAuth(store.SessionToken, keep, s.accountDevices)).Methods(get)
+	r.Handle("/v1/account/device", s.hawkAuth(store.SessionToken, keep, s.accountDevice)).Methods(post)
+	r.Handle("/v1/account/device/destroy", s.hawkAuth(store.SessionToken, keep, s.accountDeviceDestroy)).Methods(post)
+	r.Handle("/v1/account/events", s.hawkAuth(store.SessionToken, keep, s.accountEvents)).Methods(get)
 	r.Handle("/v1/account/keys", s.hawkAuth(store.KeyFetchToken, consume, s.accountKeys)).Methods(get)
 	r.Handle("/v1/account/reset", s.hawkAuth(store.AccountResetToken, keep, s.accountReset)).Methods(post)
 	r.Handle("/v1/account/destroy", s.hawkAuth(store.AuthToken, consume, s.accountDestroy)).Methods(post)
+	r.Handle("/v1/account/recover", s.open(s.accountRecover)).Methods(post)
 	r.Handle("/v1/password/change/start", s.hawkAuth(store.AuthToken, consume, s.passwordChangeStart)).Methods(post)
+	r.Handle("/v1/password/forgot/send_code", s.open(s.forgotSendCode)).Methods(post)
+	r.Handle("/v1/password/forgot/resend_code", s.hawkAuth(store.ForgotPasswordToken, keep, s.forgotResendCode)).Methods(post)
+	r.Handle("/v1/password/forgot/verify_code", s.hawkAuth(store.ForgotPasswordToken, keep, s.forgotVerifyCode)).Methods(post)
 	r.Handle("/v1/recovery_email/status", s.hawkAuth(store.SessionToken, keep, s.recoveryEmailStatus)).Methods(get)
 	r.Handle("/v1/recovery_email/resend_code", s.hawkAuth(store.SessionToken, keep, s.recoveryEmailResendCode)).Methods(post)
 	r.Handle("/v1/recovery_email/verify_code", s.open(s.recoveryEmailVerifyCode)).Methods(post)
 	r.Handle("/v1/verify_email", s.open(s.verifyEmailLink)).Methods(get)
 	r.Handle("/v1/get_random_bytes", s.open(s.getRandomBytes)).Methods(post)
+	r.Handle("/v1/certificate/sign", s.hawkAuth(store.SessionToken, keep, s.certificateSign)).Methods(post)
+	r.Handle("/.well-known/browserid", s.open(s.wellKnownBrowserID)).Methods(get)
+	r.Handle("/.well-known/jwks.json", s.open(s.wellKnownJWKS)).Methods(get)
+	r.Handle(certs.AuthenticationPath, browserIDPage("Sign in")).Methods(get)
+	r.Handle(certs.ProvisioningPath, browserIDPage("Provisioning")).Methods(get)
 
 	r.Handle("/__heartbeat__", s.api(s.heartbeat)).Methods(get)
 	r.Handle("/__lbheartbeat__", s.api(s.lbheartbeat)).Methods(get)
-	r.HandleFunc("/", s.index).Methods(get)
+	s.webRoutes(r) // GET /, /signup, /verify, /account, /forgot, /favicon.ico, /static/* (web.go)
 	return r
 }

@@ -9,6 +9,7 @@ package keyserver
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -20,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyserver/keyserver/certs"
+	"github.com/keyserver/keyserver/devices"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -43,10 +46,21 @@ type Config struct {
 	ContentServerURL string
 	// Mailer sends mail; nil logs it (development only).
 	Mailer Mailer
+	// Recovery verifies the email assertions of /v1/account/recover (spec
+	// 8); nil refuses every assertion (126).
+	Recovery AssertionVerifier
 	// CORSOrigins restricts Access-Control-Allow-Origin; empty means "*".
 	CORSOrigins []string
 	// TrustedProxies whose X-Forwarded-For is believed (spec 10.4).
 	TrustedProxies []*net.IPNet
+	// Signer signs identity certificates with the current key (spec 7.3);
+	// nil makes /v1/certificate/sign and the published keys 503/201.
+	Signer *certs.Signer
+	// RetiredKeys are earlier signing keys, still published (spec 7.4)
+	// until their certificates have expired.
+	RetiredKeys []crypto.PublicKey
+	// LegacyClientKeys accepts RSA client keys from 511 bits (D16).
+	LegacyClientKeys bool
 
 	Logger *slog.Logger
 	// Now and Rand are injectable for tests; default time.Now and
@@ -62,6 +76,8 @@ type Server struct {
 	log      *slog.Logger
 	hawkHost string
 	hawkPort int
+	devices  *devices.Registry
+	certs    certState
 }
 
 // New checks cfg, fills in defaults and returns a server over st.
@@ -94,7 +110,12 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Server{cfg: cfg, store: st, log: cfg.Logger, hawkHost: host, hawkPort: port}, nil
+	cs, err := newCertState(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, store: st, log: cfg.Logger, hawkHost: host, hawkPort: port,
+		devices: devices.New(st, cfg.Now, cfg.Rand), certs: cs}, nil
 }
 
 // originHostPort checks that publicURL is an http(s) origin without path and
@@ -149,13 +170,6 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) (any, error) 
 
 func (s *Server) lbheartbeat(w http.ResponseWriter, r *http.Request) (any, error) {
 	return struct{}{}, nil
-}
-
-func (s *Server) index(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	_, _ = io.WriteString(w, "<!doctype html><title>keyserver</title><h1>keyserver</h1><p>A PICL key server.</p>\n")
 }
 
 // notFound answers unknown paths and methods (404/999, spec 1.4).

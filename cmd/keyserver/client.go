@@ -27,6 +27,7 @@ type clientFlags struct {
 	email           string
 	passwordFile    string
 	newPasswordFile string
+	assertionFile   string
 	preVerified     bool
 }
 
@@ -43,6 +44,8 @@ func clientCommands() []clientCommand {
 		{"keys", "sign in and print uid, kA and kB (the session is ended again)", clientKeys},
 		{"change-password", "change the password, keeping kA and kB, and print the keys", clientChangePassword},
 		{"destroy", "destroy the account", clientDestroy},
+		{"forgot", "reset a forgotten password with the emailed code (kA kept, kB new) and print the keys", clientForgot},
+		{"recover", "reset the password with an email assertion (kA kept, kB new) and print the keys", clientRecover},
 	}
 }
 
@@ -81,18 +84,28 @@ func runClient(args []string, stdout, stderr io.Writer) error {
 	var f clientFlags
 	fs.StringVar(&f.url, "url", "http://127.0.0.1:9000", "origin of the key server")
 	fs.StringVar(&f.email, "email", "", "email of the account (required)")
-	fs.StringVar(&f.passwordFile, "password-file", "", "read the password from the first line of this file (default: ask on the terminal)")
 	switch cmd.name {
 	case "create":
 		fs.BoolVar(&f.preVerified, "pre-verified", false, "create a verified account (only servers in --dev mode accept it)")
-	case "change-password":
+	case "change-password", "forgot", "recover":
 		fs.StringVar(&f.newPasswordFile, "new-password-file", "", "read the new password from the first line of this file (default: ask twice on the terminal)")
+	}
+	switch cmd.name {
+	case "forgot", "recover": // no current password
+	default:
+		fs.StringVar(&f.passwordFile, "password-file", "", "read the password from the first line of this file (default: ask on the terminal)")
+	}
+	if cmd.name == "recover" {
+		fs.StringVar(&f.assertionFile, "assertion-file", "", "file holding the email assertion: an OpenID Connect ID token or a BrowserID backed assertion (required)")
 	}
 	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if f.email == "" {
 		return fmt.Errorf("%w: --email is required", errUsage)
+	}
+	if cmd.name == "recover" && f.assertionFile == "" {
+		return fmt.Errorf("%w: --assertion-file is required", errUsage)
 	}
 	c, err := client.New(f.url, clientOptions...)
 	if err != nil {

@@ -99,9 +99,9 @@ func TestClientNewPasswordMismatch(t *testing.T) {
 	}
 }
 
-// newClientTestServer starts the real server (development mode, SQLite) and
-// makes the CLI stretch cheaply.
-func newClientTestServer(t *testing.T) string {
+// newClientTestServer starts the real server (development mode, SQLite;
+// configure may change its config) and makes the CLI stretch cheaply.
+func newClientTestServer(t *testing.T, configure ...func(*keyserver.Config)) string {
 	t.Helper()
 	st, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "ks.db"), sqlstore.Options{Migrate: true})
 	if err != nil {
@@ -110,7 +110,11 @@ func newClientTestServer(t *testing.T) string {
 	t.Cleanup(func() { st.Close() })
 	ts := httptest.NewUnstartedServer(nil)
 	url := "http://" + ts.Listener.Addr().String()
-	srv, err := keyserver.New(keyserver.Config{PublicURL: url, Dev: true}, st)
+	cfg := keyserver.Config{PublicURL: url, Dev: true}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	srv, err := keyserver.New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,9 @@
 //	keyserver serve     run the server
 //	keyserver migrate   apply pending database migrations
 //	keyserver version   print the version
+//	keyserver keys      generate a certificate signing key
+//	keyserver certs     verify a certificate or backed assertion
+//	keyserver admin     administer accounts through the admin API
 //
 // Every flag has a KEYSERVER_* environment variable (the flag name upper-cased
 // with '-' as '_'); a flag on the command line beats the environment, which
@@ -36,7 +39,10 @@ func commands() []command {
 		{"serve", "run the key server", runServe},
 		{"migrate", "apply pending database migrations", runMigrate},
 		{"version", "print the version", runVersion},
-		{"client", "talk to a key server as a client (create, login, keys, change-password, destroy)", runClient},
+		{"keys", "generate a certificate signing key (keys generate --alg rs256|eddsa --out FILE)", runKeys},
+		{"certs", "verify a certificate or backed assertion against published keys (certs verify)", runCerts},
+		{"client", "talk to a key server as a client (create, login, keys, change-password, forgot, recover, destroy)", runClient},
+		{"admin", "administer accounts through the admin API (devices, account, audit)", runAdmin},
 	}
 }
 
@@ -90,14 +96,21 @@ func parseFlags(fs *flag.FlagSet, args []string) (map[string]bool, error) {
 		fmt.Fprintf(fs.Output(), "usage: keyserver %s [flags]\n", fs.Name())
 		fs.PrintDefaults()
 	}
+	set, err := parseFlagsEnv(fs, args, envName)
+	if err == nil && fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return set, err
+}
+
+// parseFlagsEnv is parseFlags for commands with arguments after the flags
+// (left in fs.Args()) and their own environment names env(flag name).
+func parseFlagsEnv(fs *flag.FlagSet, args []string, env func(string) string) (map[string]bool, error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -106,9 +119,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (map[string]bool, error) {
 		if set[f.Name] || err != nil {
 			return
 		}
-		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+		if v, ok := os.LookupEnv(env(f.Name)); ok {
 			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%w: %s: %v", errUsage, envName(f.Name), e)
+				err = fmt.Errorf("%w: %s: %v", errUsage, env(f.Name), e)
 			}
 			set[f.Name] = true
 		}

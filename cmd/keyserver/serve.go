@@ -45,10 +45,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.migrate, "migrate", false, "apply pending migrations at startup (default true for SQLite, false for PostgreSQL)")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.BoolVar(&f.dev, "dev", false, "development/test mode: honours preVerified, logs mail instead of sending it (never in production)")
+	fs.BoolVar(&f.dev, "dev", false, "development/test mode: honours preVerified (never in production)")
 	fs.Int64Var(&f.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish at shutdown")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit events are kept")
+	var rf recoveryFlags
+	rf.register(fs)
+	var sf signingFlags
+	sf.register(fs)
+	var af adminFlags
+	af.register(fs)
 	set, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -60,6 +66,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		f.logFormat = "text"
 	}
 	logger, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	signer, retiredKeys, err := sf.load(logger, f.dev)
 	if err != nil {
 		return err
 	}
@@ -83,36 +93,52 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		logger.Warn("--public-url not set; Hawk signatures and links use the listen address", "public_url", f.publicURL)
 	}
 	if f.dev {
-		logger.Warn("DEVELOPMENT MODE (--dev): preVerified accounts are accepted and mail is logged, codes included; never run this in production")
+		logger.Warn("DEVELOPMENT MODE (--dev): preVerified accounts are accepted; never run this in production")
+	}
+
+	mailer, err := rf.mailer(logger, f.dev)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	recoveryVerifier, err := rf.recovery(f.publicURL)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 
 	srv, err := keyserver.New(keyserver.Config{
 		PublicURL: f.publicURL,
 		Dev:       f.dev,
 		BodyLimit: f.bodyLimit,
+		Mailer:    mailer,
+		Recovery:  recoveryVerifier,
 		Logger:    logger,
+
+		Signer:           signer,
+		RetiredKeys:      retiredKeys,
+		LegacyClientKeys: sf.legacy,
 	}, st)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	httpSrv := newHTTPServer(srv.Handler(), logger)
+	admin, err := af.open(srv, logger)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 
 	fmt.Fprintln(stdout, addr)
 	logger.Info("keyserver serving", "addr", addr, "public_url", f.publicURL, "db", redactDSN(f.db), "version", versionString())
+	admin.announce(stdout, logger)
 
 	go purgeLoop(ctx, st, f.auditRetention, logger)
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
+	admin.serve(serveErr)
 	select {
 	case err := <-serveErr:
 		return err
@@ -125,11 +151,27 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	if err := admin.shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("admin API shutdown: %w", err)
+	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// newHTTPServer is an http.Server with the timeouts and limits of serve.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // purgeLoop deletes expired nonces, assertion hashes, tokens and old audit
