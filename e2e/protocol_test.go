@@ -185,6 +185,15 @@ func TestEmailVerification(t *testing.T) {
 		t.Fatalf("the access log does not redact the verification code:\n%s", access)
 	}
 
+	// Links can point at the web client's page instead.
+	custom := startServer(t, "--db", sqliteDB(t), "--dev", "--verification-url", "https://keys.example.com/verify")
+	if _, err := newClient(t, custom).CreateAccount(ctx, "dave@example.org", "pw", client.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if link := findLogValue(t, custom, "X-Link"); !strings.HasPrefix(link, "https://keys.example.com/verify?uid=") {
+		t.Fatalf("link with --verification-url: %q", link)
+	}
+
 	// Without --dev, preVerified is refused.
 	prod := startServer(t, "--db", sqliteDB(t))
 	_, err = newClient(t, prod).CreateAccount(ctx, "carol@example.org", "pw", client.CreateOptions{PreVerified: true})

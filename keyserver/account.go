@@ -160,36 +160,56 @@ func (s *Server) authFinish(req *request) (any, error) {
 		return nil, err
 	}
 	ctx := req.r.Context()
-	tok, err := s.store.ConsumeToken(ctx, store.SRPToken, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && tok.Expired(s.now())) {
+	tok, err := s.store.Token(ctx, store.SRPToken, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, errInvalidToken()
 	} else if err != nil {
 		return nil, err
 	}
-	ev := event{action: "login", uid: tok.UID}
-	a, err := s.store.AccountByUID(ctx, tok.UID)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			err = errInvalidToken()
+	// From here every outcome consumes the srpToken (D2). It is consumed in
+	// the one transaction that records the outcome, so of concurrent
+	// finishers exactly one gets it and the others get 110.
+	var (
+		a       *store.Account
+		K, seed []byte
+		authTok *store.Token
+	)
+	var failure error = errInvalidToken()
+	if !tok.Expired(s.now()) {
+		if a, failure = s.store.AccountByUID(ctx, tok.UID); errors.Is(failure, store.ErrNotFound) {
+			failure = errInvalidToken()
 		}
-		return nil, s.auditFailure(ctx, ev, err)
 	}
-	K, err := s.checkProof(o, a, tok)
-	if err != nil {
-		return nil, s.auditFailure(ctx, ev, err)
+	if failure == nil {
+		K, failure = s.checkProof(o, a, tok)
 	}
-	seed, authTok, err := s.newToken(store.AuthToken, a.UID)
-	if err != nil {
-		return nil, err
+	if failure == nil {
+		seed, authTok, failure = s.newToken(store.AuthToken, a.UID)
 	}
+	ev := event{action: "login", uid: tok.UID}
 	err = s.store.WithTx(ctx, func(q store.Queries) error {
+		if _, err := q.ConsumeToken(ctx, store.SRPToken, tok.ID); err != nil {
+			return err
+		}
+		if failure != nil {
+			if e := asError(failure); e.Status < 500 && e.Errno != ErrnoInvalidToken {
+				ev.errno = e.Errno
+				return s.audit(ctx, q, ev)
+			}
+			return nil
+		}
 		if err := q.CreateToken(ctx, authTok); err != nil {
 			return err
 		}
 		return s.audit(ctx, q, ev)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errInvalidToken()
+	case err != nil:
 		return nil, err
+	case failure != nil:
+		return nil, failure
 	}
 	return map[string]string{"bundle": hexString(keywrap.Bundle(K, keywrap.ContextAuthFinish, seed))}, nil
 }

@@ -1,6 +1,7 @@
 package keyserver
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -45,18 +46,28 @@ func (s *Server) hawkAuth(typ store.TokenType, consume bool, fn handlerFunc) htt
 		if err != nil {
 			return nil, err
 		}
-		tok, err := s.verifyHawk(w, r, typ, body)
+		tok, h, err := s.verifyHawk(w, r, typ, body)
 		if err != nil {
 			return nil, err
 		}
+		// The nonce is recorded, and a consuming token consumed, in one
+		// transaction: a replay consumes nothing.
 		ctx := r.Context()
 		if consume {
-			if tok, err = s.store.ConsumeToken(ctx, typ, tok.ID); err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					return nil, errInvalidToken()
+			err = s.store.WithTx(ctx, func(q store.Queries) error {
+				if err := s.useNonce(ctx, q, tok, h); err != nil {
+					return err
 				}
-				return nil, err
-			}
+				tok, err = q.ConsumeToken(ctx, typ, tok.ID)
+				return err
+			})
+		} else {
+			err = s.useNonce(ctx, s.store, tok, h)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errInvalidToken()
+		} else if err != nil {
+			return nil, err
 		}
 		acct, err := s.store.AccountByUID(ctx, tok.UID)
 		if errors.Is(err, store.ErrNotFound) {
@@ -77,59 +88,64 @@ func (s *Server) hawkAuth(typ store.TokenType, consume bool, fn handlerFunc) htt
 }
 
 // verifyHawk checks the Authorization header of r against a live token of
-// type typ, in the order of spec 5 (D9).
-func (s *Server) verifyHawk(w http.ResponseWriter, r *http.Request, typ store.TokenType, body []byte) (*store.Token, error) {
+// type typ, in the order of spec 5 (D9), up to the replay check (useNonce).
+func (s *Server) verifyHawk(w http.ResponseWriter, r *http.Request, typ store.TokenType, body []byte) (*store.Token, *hawk.Header, error) {
 	values := r.Header.Values("Authorization")
 	if len(values) != 1 {
-		return nil, errInvalidSignature()
+		return nil, nil, errInvalidSignature()
 	}
 	h, err := hawk.ParseHeader(values[0])
 	if err != nil {
-		return nil, errInvalidSignature()
+		return nil, nil, errInvalidSignature()
 	}
 	if info := requestInfoFrom(r.Context()); info != nil {
 		info.hawkID = h.ID
 	}
 	id, ok := decodeHex(h.ID, 32)
 	if !ok {
-		return nil, errInvalidToken()
+		return nil, nil, errInvalidToken()
 	}
 	ctx := r.Context()
 	tok, err := s.store.Token(ctx, typ, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errInvalidToken()
+		return nil, nil, errInvalidToken()
 	} else if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := s.now()
 	if tok.Expired(now) {
-		return nil, errInvalidToken()
+		return nil, nil, errInvalidToken()
 	}
 	if !h.VerifyMAC(tok.AuthKey, r.Method, requestTarget(r), s.hawkHost, s.hawkPort) {
-		return nil, errInvalidSignature()
+		return nil, nil, errInvalidSignature()
 	}
 	if h.Hash == "" && len(body) > 0 {
-		return nil, errInvalidSignature()
+		return nil, nil, errInvalidSignature()
 	}
 	if h.Hash != "" && !hawk.VerifyPayload(h.Hash, r.Header.Get("Content-Type"), body) {
-		return nil, errInvalidSignature()
+		return nil, nil, errInvalidSignature()
 	}
 	ts, err := h.Timestamp()
 	if err != nil {
-		return nil, errInvalidSignature()
+		return nil, nil, errInvalidSignature()
 	}
 	skew := s.cfg.HawkSkew.Milliseconds()
 	if d := ts*1000 - now.UnixMilli(); d > skew || d < -skew {
 		w.Header().Set("WWW-Authenticate", hawk.StaleTimestampHeader(tok.AuthKey, now.Unix()))
-		return nil, errInvalidTimestamp(now.Unix())
+		return nil, nil, errInvalidTimestamp(now.Unix())
 	}
-	expires := time.Unix(ts, 0).Add(s.cfg.HawkSkew)
-	if err := s.store.UseNonce(ctx, tok.ID, ts, h.Nonce, expires); errors.Is(err, store.ErrConflict) {
-		return nil, errInvalidNonce()
-	} else if err != nil {
-		return nil, err
+	return tok, h, nil
+}
+
+// useNonce records the request's (tokenId, ts, nonce) until ts + skew, so a
+// replay inside the accepted window is caught by every instance (401/115).
+func (s *Server) useNonce(ctx context.Context, q store.Queries, tok *store.Token, h *hawk.Header) error {
+	ts, _ := h.Timestamp() // checked by verifyHawk
+	err := q.UseNonce(ctx, tok.ID, ts, h.Nonce, time.Unix(ts, 0).Add(s.cfg.HawkSkew))
+	if errors.Is(err, store.ErrConflict) {
+		return errInvalidNonce()
 	}
-	return tok, nil
+	return err
 }
 
 // requestTarget is the request target exactly as received (Hawk resource).

@@ -33,6 +33,12 @@ type serveFlags struct {
 	bodyLimit       int64
 	shutdownTimeout time.Duration
 	auditRetention  time.Duration
+	verificationURL string
+	contentServer   string
+	corsOrigins     string
+	trustedProxies  string
+	srpTokenTTL     time.Duration
+	hawkSkew        time.Duration
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
@@ -49,6 +55,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&f.bodyLimit, "body-limit", 1<<20, "maximum request body in bytes")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish at shutdown")
 	fs.DurationVar(&f.auditRetention, "audit-retention", 90*24*time.Hour, "how long audit events are kept")
+	fs.StringVar(&f.verificationURL, "verification-url", "", "target of email verification links (default <public URL>/v1/verify_email; <public URL>/verify lands on the web client)")
+	fs.StringVar(&f.contentServer, "content-server-url", "", "where GET /v1/verify_email redirects (default: verify directly)")
+	fs.StringVar(&f.corsOrigins, "cors-origins", "", "comma-separated origins allowed by CORS (default: any, *)")
+	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For gives the client IP")
+	fs.DurationVar(&f.srpTokenTTL, "srp-token-ttl", 60*time.Second, "lifetime of an srpToken between auth/start and auth/finish")
+	fs.DurationVar(&f.hawkSkew, "hawk-skew", 60*time.Second, "accepted clock skew of Hawk timestamps")
 	var rf recoveryFlags
 	rf.register(fs)
 	var sf signingFlags
@@ -66,6 +78,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		f.logFormat = "text"
 	}
 	logger, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	proxies, err := parseNets(f.trustedProxies)
 	if err != nil {
 		return err
 	}
@@ -112,8 +128,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		Dev:       f.dev,
 		BodyLimit: f.bodyLimit,
 		Mailer:    mailer,
-		Recovery:  recoveryVerifier,
-		Logger:    logger,
+
+		VerificationURL:  f.verificationURL,
+		ContentServerURL: strings.TrimSuffix(f.contentServer, "/"),
+		CORSOrigins:      splitList(f.corsOrigins),
+		TrustedProxies:   proxies,
+		SRPTokenTTL:      f.srpTokenTTL,
+		HawkSkew:         f.hawkSkew,
+
+		Recovery: recoveryVerifier,
+		Logger:   logger,
 
 		Signer:           signer,
 		RetiredKeys:      retiredKeys,
@@ -244,4 +268,40 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("%w: --log-format %q (json or text)", errUsage, format)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// parseNets parses --trusted-proxies: IP addresses or CIDR prefixes.
+func parseNets(v string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, item := range splitList(v) {
+		if !strings.Contains(item, "/") {
+			ip := net.ParseIP(item)
+			if ip == nil {
+				return nil, fmt.Errorf("%w: --trusted-proxies: %q is not an IP address or CIDR", errUsage, item)
+			}
+			bits := 8 * len(ip.To16())
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			nets = append(nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(item)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --trusted-proxies: %q is not an IP address or CIDR", errUsage, item)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
 }
