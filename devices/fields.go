@@ -4,6 +4,8 @@ import (
 	"crypto/ecdh"
 	"encoding/base64"
 	"net/url"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/keyserver/keyserver/store"
@@ -67,7 +69,9 @@ func ValidType(s string) bool {
 }
 
 // ValidPushCallback: empty (clear), or an absolute https URL with a host of
-// at most 2048 characters.
+// at most 2048 characters. url.Parse is lenient, so characters no URL may
+// hold (spaces, controls, non-ASCII: RFC 3986 section 2) and ports beyond
+// 65535 are refused here.
 func ValidPushCallback(s string) bool {
 	if s == "" {
 		return true
@@ -75,8 +79,21 @@ func ValidPushCallback(s string) bool {
 	if utf8.RuneCountInString(s) > MaxPushCallbackLength {
 		return false
 	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`"<>\^`+"`{|}", c) >= 0 {
+			return false
+		}
+	}
 	u, err := url.Parse(s)
-	return err == nil && u.Scheme == "https" && u.Host != "" && u.Opaque == ""
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Hostname() == "" || u.Opaque != "" {
+		return false
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidPushPublicKey: empty (clear), or unpadded base64url of an

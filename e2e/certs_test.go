@@ -377,7 +377,7 @@ func TestSigningKeyFiles(t *testing.T) {
 		}
 	}
 	s := startServer(t, "--db", sqliteDB(t), "--dev", "--signing-key=")
-	if !strings.Contains(s.logs.String(), "EPHEMERAL") {
+	if !s.waitLog("EPHEMERAL") {
 		t.Fatalf("no ephemeral-key warning in the log:\n%s", s.logs)
 	}
 	published(t, s)

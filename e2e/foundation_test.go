@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyserver/keyserver/client"
 )
 
 func TestVersion(t *testing.T) {
@@ -130,8 +132,27 @@ func TestPostgresOutage(t *testing.T) {
 	if status, _, _ := getJSON(t, s.URL+"/__heartbeat__"); status != 200 {
 		t.Fatalf("heartbeat before the outage: %d", status)
 	}
+	c := newClient(t, s)
+	ctx := ctxT(t)
+	if _, err := c.CreateAccount(ctx, "outage@example.org", "pw", client.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.Login(ctx, "outage@example.org", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	p.cut()
+	// A Hawk endpoint, a transaction and a consuming endpoint: 503/201 too.
+	if _, _, err := c.RecoveryEmailStatus(ctx, sess.SessionToken); !client.IsErrno(err, 201) {
+		t.Fatalf("recovery_email/status during the outage: %v", err)
+	}
+	if _, err := c.CreateAccount(ctx, "outage2@example.org", "pw", client.CreateOptions{}); !client.IsErrno(err, 201) {
+		t.Fatalf("account/create during the outage: %v", err)
+	}
+	if _, err := c.Keys(ctx, sess.KeyFetchToken, nil); !client.IsErrno(err, 201) {
+		t.Fatalf("account/keys during the outage: %v", err)
+	}
 	status, body, h := getJSON(t, s.URL+"/__heartbeat__")
 	if status != 503 || body["errno"] != 201.0 || h.Get("Retry-After") == "" {
 		t.Fatalf("heartbeat during the outage: %d %v", status, body)

@@ -130,6 +130,20 @@ func startServer(t *testing.T, args ...string) *server {
 	return s
 }
 
+// waitLog reports whether the server's log contains substr within a few
+// seconds: the log arrives through a pipe, possibly after the response that
+// caused it.
+func (s *server) waitLog(substr string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(s.logs.String(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // stop sends SIGTERM and waits for the exit status (idempotent).
 func (s *server) stop() error {
 	if s.cmd.ProcessState != nil {

@@ -181,6 +181,7 @@ func TestEmailVerification(t *testing.T) {
 	if _, err := c.Keys(ctx, sess.KeyFetchToken, sess.UnwrapBKey); err != nil {
 		t.Fatal(err)
 	}
+	s.waitLog("code=REDACTED&service=sync")
 	if access := accessLog(s); !strings.Contains(access, "code=REDACTED") || strings.Contains(access, code) {
 		t.Fatalf("the access log does not redact the verification code:\n%s", access)
 	}
@@ -217,11 +218,11 @@ func accessLog(s *server) string {
 // findLogValue returns the value of key=value in the server's text log.
 func findLogValue(t *testing.T, s *server, key string) string {
 	t.Helper()
-	logs := s.logs.String()
-	i := strings.Index(logs, key+"=")
-	if i < 0 {
+	if !s.waitLog(key + "=") {
 		t.Fatalf("no %s in the server log", key)
 	}
+	logs := s.logs.String()
+	i := strings.Index(logs, key+"=")
 	v := logs[i+len(key)+1:]
 	if end := strings.IndexAny(v, " \n"); end >= 0 {
 		v = v[:end]

@@ -220,7 +220,7 @@ func TestMailServerFaults(t *testing.T) {
 	if _, err := c.Login(ctx, email, pw); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(s.logs.String(), "mail not sent") {
+	if !s.waitLog("mail not sent") {
 		t.Fatal("mail failures are not logged")
 	}
 }
@@ -348,15 +348,25 @@ func TestRecoveryByIDToken(t *testing.T) {
 
 // Mail and recovery settings: what serve says at startup, and what stops it.
 func TestMailAndRecoveryConfig(t *testing.T) {
-	// Without --smtp-host the development mailer is announced, as a warning
-	// outside --dev.
+	// Without --smtp-host and --dev no mail is sent, and none is logged
+	// (C14: only the development mailer of --dev may log codes): create
+	// still succeeds, send_code is 503 (C5).
 	s := startServer(t, "--db", sqliteDB(t))
-	if !strings.Contains(s.logs.String(), "level=WARN msg=\"no --smtp-host: the development mailer") {
-		t.Fatalf("no warning about the development mailer:\n%s", s.logs)
+	if !s.waitLog("level=WARN msg=\"no --smtp-host: no mail can be sent") {
+		t.Fatalf("no warning about the missing mail server:\n%s", s.logs)
+	}
+	c := newClient(t, s)
+	if _, err := c.CreateAccount(ctxT(t), "nomail@example.org", "pw", client.CreateOptions{}); err != nil {
+		t.Fatalf("create without a mail server: %v", err)
+	}
+	_, err := c.ForgotSendCode(ctxT(t), "nomail@example.org")
+	wantStatus(t, err, 503, 201, "send_code without a mail server")
+	if l := s.logs.String(); strings.Contains(l, "development mailer") || strings.Contains(l, "X-Verify-Code") || strings.Contains(l, "X-Recovery-Code") {
+		t.Fatalf("messages logged outside --dev:\n%s", l)
 	}
 	mail := smtptest.Start(t)
 	s = startServer(t, append([]string{"--db", sqliteDB(t)}, smtpFlags(mail)...)...)
-	if !strings.Contains(s.logs.String(), "sending mail through SMTP") || strings.Contains(s.logs.String(), "development mailer") {
+	if !s.waitLog("sending mail through SMTP") || strings.Contains(s.logs.String(), "development mailer") {
 		t.Fatalf("startup log with --smtp-host:\n%s", s.logs)
 	}
 

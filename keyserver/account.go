@@ -400,10 +400,10 @@ func (s *Server) accountReset(req *request) (any, error) {
 		}
 	}
 	a := req.account
-	gen := s.now()
-	if !gen.After(a.Generation) {
-		gen = a.Generation.Add(time.Millisecond)
-	}
+	// D13: max(now_ms, generation + 1), in the whole milliseconds that are
+	// stored, so that a reset within the generation's millisecond still
+	// advances it.
+	gen := time.UnixMilli(max(s.now().UnixMilli(), a.Generation.UnixMilli()+1)).UTC()
 	creds := &store.Credentials{SRPType: srpType, SRPVerifier: verifier, SRPSalt: srpSalt,
 		Stretching: stretching, WrapKb: wrapKb, Generation: gen}
 	ctx := req.r.Context()

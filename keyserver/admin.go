@@ -123,8 +123,9 @@ func pathHex32(r *http.Request, name string) ([]byte, error) {
 }
 
 // adminTarget checks that the request has no body (an empty one or {})
-// and returns the account named by the uid path parameter (400/102 when
-// there is none).
+// and that the path parameters are hex32 (a deviceId too, before any
+// lookup: spec 1.6), and returns the account named by the uid path
+// parameter (400/102 when there is none).
 func (s *Server) adminTarget(req *request) (*store.Account, error) {
 	if err := noBody(req); err != nil {
 		return nil, err
@@ -132,6 +133,11 @@ func (s *Server) adminTarget(req *request) (*store.Account, error) {
 	uid, err := pathHex32(req.r, "uid")
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := mux.Vars(req.r)["deviceId"]; ok {
+		if _, err := pathHex32(req.r, "deviceId"); err != nil {
+			return nil, err
+		}
 	}
 	a, err := s.store.AccountByUID(req.r.Context(), uid)
 	if errors.Is(err, store.ErrNotFound) {

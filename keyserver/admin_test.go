@@ -223,6 +223,22 @@ func TestAdminRevocation(t *testing.T) {
 	if rec := body["devices"].([]any)[0].(map[string]any); status != 200 || len(rec) != 8 || rec["isCurrentDevice"] != nil {
 		t.Fatalf("admin device record: %v", body)
 	}
+	// Path parameters are validated before any lookup: a bad deviceId is
+	// 107 deviceId even for an unknown uid.
+	unknownUID := strings.Repeat("0", 32)
+	for _, c := range []struct {
+		uid, device string
+		errno       int
+		param       string
+	}{
+		{unknownUID, "zz", 107, "deviceId"},
+		{"zz", "zz", 107, "uid"},
+		{uid, strings.Repeat("0", 31), 107, "deviceId"},
+		{unknownUID, strings.Repeat("0", 32), 102, ""},
+	} {
+		status, body := f.adminRaw(t, "POST", "/admin/v1/accounts/"+c.uid+"/devices/"+c.device+"/revoke", "", "Bearer "+adminToken)
+		wantError(t, "revoke "+c.uid+"/"+c.device, status, body, 400, c.errno, c.param)
+	}
 	// Another account's device is not this uid's.
 	od, _ := f.st.Devices(ctx, otherUID)
 	wantErrno(t, "revoke another account's device", f.admin.RevokeDevice(ctx, uid, hexOf(od[0].ID)), 123)

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+
+	"github.com/keyserver/keyserver/store"
 )
 
 // Errnos of spec 1.5. The table is append-only.
@@ -170,7 +172,8 @@ func asError(err error) *Error {
 	}
 	// A database that does not answer is an outage, not a bug.
 	var netErr *net.OpError
-	if errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, store.ErrUnavailable) {
 		return errUnavailable(err)
 	}
 	return errInternal(err)

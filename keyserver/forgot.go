@@ -194,17 +194,21 @@ func (s *Server) forgotVerifyCode(req *request) (any, error) {
 
 // wrongForgotCode takes a try from tok: 105 with the tries and ttl left,
 // the token deleted when none is left; 110 when it is already gone.
+// The decrement and the deletion are one transaction, so no token without
+// tries (which resend_code would still serve) can be left behind.
 func (s *Server) wrongForgotCode(ctx context.Context, tok *store.Token) error {
-	left, err := s.store.DecrementTries(ctx, tok.ID)
+	var left int
+	err := s.store.WithTx(ctx, func(q store.Queries) error {
+		var err error
+		if left, err = q.DecrementTries(ctx, tok.ID); err != nil || left > 0 {
+			return err
+		}
+		return q.DeleteToken(ctx, store.ForgotPasswordToken, tok.ID)
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return errInvalidToken()
 	} else if err != nil {
 		return err
-	}
-	if left == 0 {
-		if err := s.store.DeleteToken(ctx, store.ForgotPasswordToken, tok.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
 	}
 	return errInvalidCode().with("tries", left).with("ttl", s.ttl(tok))
 }

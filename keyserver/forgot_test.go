@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/keyserver"
 	"github.com/keyserver/keyserver/store"
+	"github.com/keyserver/keyserver/store/sqlstore"
 )
 
 // mailbox is a Mailer that keeps what it is given, or fails while failing.
@@ -448,4 +451,100 @@ func TestMailThrottling(t *testing.T) {
 		}
 	}
 	want429("4th resend_code", f.c.ResendCode(ctx, s.SessionToken, ""), time.Hour)
+}
+
+// C14: without a mailer and outside the test switch, nothing is sent or
+// logged; send_code answers 503 (C5) and leaves no token.
+func TestNoMailerOutsideDev(t *testing.T) {
+	f := newAPIFixture(t, func(c *keyserver.Config) { c.Dev, c.Mailer = false, nil })
+	ctx := t.Context()
+	const email = "nomail@example.org"
+	uid, err := f.c.CreateAccount(ctx, email, password, client.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	_, err = f.c.ForgotSendCode(ctx, email)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 503 || ce.Errno != 201 {
+		t.Fatalf("send_code: %v, want 503/201", err)
+	}
+	if n, _ := f.st.CountTokens(ctx, uid, store.ForgotPasswordToken); n != 0 {
+		t.Fatalf("%d forgot tokens", n)
+	}
+	if l := f.logs.String(); strings.Contains(l, "X-Verify-Code") || strings.Contains(l, "X-Recovery-Code") || strings.Contains(l, "development mailer") {
+		t.Fatalf("a message was logged outside the test switch:\n%s", l)
+	}
+}
+
+// failForgotDelete fails every deletion of a forgotPasswordToken, inside
+// transactions and out.
+type failForgotDelete struct{ store.Store }
+
+type failForgotDeleteQ struct{ store.Queries }
+
+func (s failForgotDelete) DeleteToken(ctx context.Context, typ store.TokenType, id []byte) error {
+	if typ == store.ForgotPasswordToken {
+		return errCrash
+	}
+	return s.Store.DeleteToken(ctx, typ, id)
+}
+
+func (q failForgotDeleteQ) DeleteToken(ctx context.Context, typ store.TokenType, id []byte) error {
+	if typ == store.ForgotPasswordToken {
+		return errCrash
+	}
+	return q.Queries.DeleteToken(ctx, typ, id)
+}
+
+func (s failForgotDelete) WithTx(ctx context.Context, fn func(store.Queries) error) error {
+	return s.Store.WithTx(ctx, func(q store.Queries) error { return fn(failForgotDeleteQ{q}) })
+}
+
+// The last try's decrement and the token's deletion are one step: when the
+// deletion fails, the try is not taken either, so no token without tries
+// is left for resend_code to serve.
+func TestLastTryAtomic(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "ks.db"), sqlstore.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	mb := &mailbox{}
+	ts := httptest.NewUnstartedServer(nil)
+	url := "http://" + ts.Listener.Addr().String()
+	srv, err := keyserver.New(keyserver.Config{PublicURL: url, Dev: true, Mailer: mb}, failForgotDelete{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
+	t.Cleanup(ts.Close)
+	c, err := client.New(url, client.WithStretching(cheap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const email = "tries@example.org"
+	if _, err := c.CreateAccount(ctx, email, password, client.CreateOptions{PreVerified: true}); err != nil {
+		t.Fatal(err)
+	}
+	ft, err := c.ForgotSendCode(ctx, email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := forgotCode(t, mb, email)
+	for tries := 2; tries >= 1; tries-- {
+		_, err := c.ForgotVerifyCode(ctx, ft, otherCode(code))
+		wantForgot105(t, err, tries, 15*time.Minute)
+	}
+	if _, err := c.ForgotVerifyCode(ctx, ft, otherCode(code)); err == nil {
+		t.Fatal("the last wrong try succeeded")
+	}
+	again, err := c.ForgotResendCode(ctx, ft)
+	if err != nil {
+		t.Fatalf("resend after the failed last try: %v", err)
+	}
+	if again.Tries != 1 {
+		t.Fatalf("resend after the failed last try: %d tries, want 1 (not taken)", again.Tries)
+	}
 }

@@ -2,6 +2,7 @@ package keyserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html"
 	"log/slog"
@@ -28,6 +29,18 @@ func (l LogMailer) Send(ctx context.Context, m *Message) error {
 	l.Log.InfoContext(ctx, "development mailer: message not sent", attrs...)
 	return nil
 }
+
+// NoMailer is the mailer outside the test switch when no SMTP server is
+// configured: it sends nothing and logs nothing of the message (only the
+// development mailer may log codes, spec C14), and every Send fails, so the
+// endpoints that must deliver mail answer 503 (C5).
+type NoMailer struct{}
+
+// errNoMailServer is the failure of every NoMailer send.
+var errNoMailServer = errors.New("no mail server configured")
+
+// Send fails.
+func (NoMailer) Send(context.Context, *Message) error { return errNoMailServer }
 
 // notify sends a notification, best effort (C5): a failure is logged and
 // the request it reports on stands.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -152,9 +153,13 @@ func (s *Server) logAccess(r *http.Request, info *requestInfo, sw *statusWriter,
 }
 
 // redactedTarget is the request path and query with secret query values
-// (the email verification code) replaced.
+// (the email verification code) replaced. A query that does not parse is
+// left out whole: the code may hide in a part ParseQuery skips.
 func redactedTarget(r *http.Request) string {
-	q := r.URL.Query()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return r.URL.Path + "?REDACTED"
+	}
 	if q.Has("code") {
 		q.Set("code", "REDACTED")
 		return r.URL.Path + "?" + q.Encode()

@@ -35,20 +35,19 @@ func (s *Server) readBody(r *http.Request) ([]byte, error) {
 // member in the order of spec C12: each accessor reports 108 when the member
 // is missing and 107 when it is malformed; end reports unknown members.
 type object struct {
-	path    string
-	members map[string]json.RawMessage
-	order   []string // member names in document order
-	used    map[string]bool
+	path     string
+	members  map[string]json.RawMessage
+	order    []string // member names in document order
+	used     map[string]bool
+	children map[string]*object // nested objects read with Object
 }
 
 // parseObject parses a request body: empty counts as {}; anything that is
 // not a JSON object of valid UTF-8 without repeated member names (at any
-// level), or a body with a content type other than JSON, is 400/106.
+// level), a non-empty body (whitespace included) with a content type other
+// than JSON, or any body of a GET, is 400/106.
 func parseObject(r *http.Request, body []byte) (*object, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
-		if r.Method == http.MethodGet && len(body) > 0 {
-			return nil, errInvalidJSON()
-		}
+	if len(body) == 0 {
 		return newObject("", nil, nil), nil
 	}
 	if r.Method == http.MethodGet {
@@ -292,14 +291,30 @@ func (o *object) Object(name string) (*object, error) {
 	if v[0] != '{' {
 		return nil, errInvalidParam(o.param(name))
 	}
-	return objectFrom(o.param(name)+".", v)
+	c, err := objectFrom(o.param(name)+".", v)
+	if err != nil {
+		return nil, err
+	}
+	if o.children == nil {
+		o.children = map[string]*object{}
+	}
+	o.children[name] = c
+	return c, nil
 }
 
-// End reports the first member that no accessor asked for (400/107).
+// End reports the first member that no accessor asked for (400/107), in
+// document order and including those inside nested objects (e.g.
+// "srp.foo"). Call it on the top-level object once every listed member,
+// nested ones included, has been read: unknown members come last (C12).
 func (o *object) End() error {
 	for _, name := range o.order {
 		if !o.used[name] {
 			return errInvalidParam(o.param(name))
+		}
+		if c := o.children[name]; c != nil {
+			if err := c.End(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

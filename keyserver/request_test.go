@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/keyserver/keyserver/store"
 )
 
 func post(body string) *http.Request {
@@ -64,6 +67,11 @@ func TestParseObjectContentType(t *testing.T) {
 	if err != nil || o.End() != nil {
 		t.Fatalf("empty body: %v", err)
 	}
+	// Whitespace is not empty, and not a JSON object.
+	r.Header.Set("Content-Type", "application/json")
+	if _, err := parseObject(r, []byte(" \n")); errno(t, err) != ErrnoInvalidJSON {
+		t.Fatalf("whitespace body: %v", err)
+	}
 	get := httptest.NewRequest(http.MethodGet, "/v1/x", nil)
 	if _, err := parseObject(get, []byte(`{}`)); errno(t, err) != ErrnoInvalidJSON {
 		t.Fatalf("GET with a body: %v", err)
@@ -88,9 +96,6 @@ func TestObjectValidationOrder(t *testing.T) {
 				return err
 			}
 			if _, err := n.Int("i", func(v int64) bool { return v == 7 }); err != nil {
-				return err
-			}
-			if err := n.End(); err != nil {
 				return err
 			}
 			if _, _, err := o.OptionalBool("b"); err != nil {
@@ -120,6 +125,11 @@ func TestObjectValidationOrder(t *testing.T) {
 	check(`{"a":"abcd","n":{"i":7,"x":1}}`, ErrnoInvalidParameter, "n.x")
 	check(`{"a":"abcd","n":{"i":7},"b":1}`, ErrnoInvalidParameter, "b")
 	check(`{"y":1,"a":"abcd","n":{"i":7},"x":2}`, ErrnoInvalidParameter, "y")
+	// Unknown members inside a nested object also come after every listed
+	// member, and in document order with the top-level ones.
+	check(`{"a":"abcd","n":{"i":7,"x":1},"b":1}`, ErrnoInvalidParameter, "b")
+	check(`{"a":"abcd","n":{"x":1,"i":7},"y":1}`, ErrnoInvalidParameter, "n.x")
+	check(`{"y":1,"a":"abcd","n":{"x":1,"i":7}}`, ErrnoInvalidParameter, "y")
 }
 
 func TestValidEmail(t *testing.T) {
@@ -165,6 +175,9 @@ func TestErrorBody(t *testing.T) {
 	if rec.Code != 503 || rec.Header().Get("Retry-After") != "30" {
 		t.Fatalf("503: code %d Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
 	}
+	if e := asError(fmt.Errorf("sqlstore: begin: %w", store.ErrUnavailable)); e.Status != 503 || e.Errno != ErrnoServiceUnavailable {
+		t.Fatalf("unavailable database: %d/%d", e.Status, e.Errno)
+	}
 	// Internal causes are never sent.
 	rec = httptest.NewRecorder()
 	writeError(rec, r, asError(errSecretCause))
@@ -201,4 +214,27 @@ func FuzzDecodeRequest(f *testing.F) {
 		_, _ = o.Int("n", nil)
 		_ = o.End()
 	})
+}
+
+// A panicking handler answers 500/999 with the generic message, the
+// Timestamp and HSTS headers of every response (C1) and no detail (C14).
+func TestPanicAnswer(t *testing.T) {
+	s, err := New(Config{PublicURL: "http://127.0.0.1:9000"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.outer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("s3cr3t") }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/x", nil))
+	var body map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != 500 || body["errno"] != 999.0 || body["message"] != "Unspecified error" ||
+		bytes.Contains(rec.Body.Bytes(), []byte("s3cr3t")) {
+		t.Fatalf("panic answer: %d %s", rec.Code, rec.Body)
+	}
+	if rec.Header().Get("Timestamp") == "" || rec.Header().Get("Strict-Transport-Security") == "" {
+		t.Fatalf("panic answer headers: %v", rec.Header())
+	}
 }

@@ -48,8 +48,8 @@ func (s *Server) routes() http.Handler {
 	r.Handle(certs.AuthenticationPath, browserIDPage("Sign in")).Methods(get)
 	r.Handle(certs.ProvisioningPath, browserIDPage("Provisioning")).Methods(get)
 
-	r.Handle("/__heartbeat__", s.api(s.heartbeat)).Methods(get)
-	r.Handle("/__lbheartbeat__", s.api(s.lbheartbeat)).Methods(get)
+	r.Handle("/__heartbeat__", s.open(s.heartbeat)).Methods(get)
+	r.Handle("/__lbheartbeat__", s.open(s.lbheartbeat)).Methods(get)
 	s.webRoutes(r) // GET /, /signup, /verify, /account, /forgot, /favicon.ico, /static/* (web.go)
 	return r
 }

@@ -44,7 +44,8 @@ type Config struct {
 	VerificationURL string
 	// ContentServerURL, when set, is where /v1/verify_email redirects.
 	ContentServerURL string
-	// Mailer sends mail; nil logs it (development only).
+	// Mailer sends mail; nil logs it with Dev (the development mailer),
+	// and otherwise fails every message (NoMailer).
 	Mailer Mailer
 	// Recovery verifies the email assertions of /v1/account/recover (spec
 	// 8); nil refuses every assertion (126).
@@ -101,8 +102,10 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	if cfg.VerificationURL == "" {
 		cfg.VerificationURL = strings.TrimSuffix(cfg.PublicURL, "/") + "/v1/verify_email"
 	}
-	if cfg.Mailer == nil {
+	if cfg.Mailer == nil && cfg.Dev {
 		cfg.Mailer = LogMailer{Log: cfg.Logger}
+	} else if cfg.Mailer == nil {
+		cfg.Mailer = NoMailer{} // C14: codes are logged only under the test switch
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -158,9 +161,14 @@ func (s *Server) api(fn func(w http.ResponseWriter, r *http.Request) (any, error
 	})
 }
 
-// heartbeat answers {} when the store answers, 503/201 otherwise.
-func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) (any, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+// heartbeat answers {} when the store answers, 503/201 otherwise. Like
+// every request it is subject to the length checks and takes no body
+// (spec 1.2, 1.6).
+func (s *Server) heartbeat(req *request) (any, error) {
+	if err := noBody(req); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(req.r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		return nil, errUnavailable(fmt.Errorf("heartbeat: %w", err))
@@ -168,7 +176,10 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) (any, error) 
 	return struct{}{}, nil
 }
 
-func (s *Server) lbheartbeat(w http.ResponseWriter, r *http.Request) (any, error) {
+func (s *Server) lbheartbeat(req *request) (any, error) {
+	if err := noBody(req); err != nil {
+		return nil, err
+	}
 	return struct{}{}, nil
 }
 

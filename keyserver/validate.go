@@ -42,7 +42,8 @@ func validEmail(b []byte) bool {
 func fold(email string) string { return strings.ToLower(email) }
 
 // SRP reads the srp object of account/create (withVerifier) or
-// account/reset (type and salt only).
+// account/reset (type and salt only). Unknown members inside it are left to
+// the top-level End (C12: they come after every listed member).
 func (o *object) SRP(name string, withVerifier bool) (typ string, verifier, salt []byte, err error) {
 	so, err := o.Object(name)
 	if err != nil {
@@ -62,11 +63,12 @@ func (o *object) SRP(name string, withVerifier bool) (typ string, verifier, salt
 	if salt, err = so.Hex("salt", 32); err != nil {
 		return "", nil, nil, err
 	}
-	return typ, verifier, salt, so.End()
+	return typ, verifier, salt, nil
 }
 
 // Stretching reads the passwordStretching object; every number must be the
-// protocol's (spec 2).
+// protocol's (spec 2). Unknown members inside it are left to the top-level
+// End.
 func (o *object) Stretching(name string) (store.Stretching, error) {
 	var st store.Stretching
 	so, err := o.Object(name)
@@ -98,7 +100,7 @@ func (o *object) Stretching(name string) (store.Stretching, error) {
 	if st.Salt, err = so.Hex("salt", 32); err != nil {
 		return st, err
 	}
-	return st, so.End()
+	return st, nil
 }
 
 // validService: 1 to 16 ASCII letters or digits (spec 6.3).

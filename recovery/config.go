@@ -67,6 +67,9 @@ func LoadConfig(path string) (*Config, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("recovery: %s: data after the JSON object", path)
 	}
+	if err := exactMembers(data); err != nil {
+		return nil, fmt.Errorf("recovery: %s: %w", path, err)
+	}
 	dir := filepath.Dir(path)
 	resolve := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -84,6 +87,39 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("recovery: %s: %w", path, err)
 	}
 	return &cfg, nil
+}
+
+// members are the names the issuers file allows, exactly as spelt.
+var members = map[string][]string{
+	"oidc":      {"issuer", "clientIds", "jwksUrl", "jwksFile", "domains"},
+	"browserid": {"issuer", "keysFile", "wellKnown", "domains"},
+}
+
+// exactMembers refuses member names that encoding/json matched only
+// case-insensitively ("Issuer", "JWKSURL"): they are unknown members.
+func exactMembers(data []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return err
+	}
+	for name, raw := range top {
+		allowed, ok := members[name]
+		if !ok {
+			return fmt.Errorf("unknown member %q", name)
+		}
+		var entries []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &entries); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		for i, e := range entries {
+			for k := range e {
+				if !slices.Contains(allowed, k) {
+					return fmt.Errorf("%s[%d]: unknown member %q", name, i, k)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // check validates every entry.

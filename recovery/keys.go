@@ -92,7 +92,10 @@ func (s *keySource) refresh(ctx context.Context, now time.Time) bool {
 		return false
 	}
 	s.tried = now
-	data, err := s.fetch(ctx, s.url)
+	// Not cancelled with the request: a client that hangs up must not
+	// spoil the fetch, which would then not be redone for a minute. The
+	// fetch has its own time limit.
+	data, err := s.fetch(context.WithoutCancel(ctx), s.url)
 	var keys []key
 	if err == nil {
 		keys, err = s.parse(data)

@@ -338,6 +338,9 @@ func TestConfigFiles(t *testing.T) {
 		"unknown member":  `{"oidc": [], "extra": 1}`,
 		"unknown in oidc": `{"oidc": [{"issuer": "https://a.example", "clientIds": ["c"], "jwksUrl": "https://a.example/k", "x": 1}]}`,
 		"trailing data":   `{} {}`,
+		"member case":     `{"OIDC": [{"issuer": "https://a.example", "clientIds": ["c"], "jwksUrl": "https://a.example/k"}]}`,
+		"entry case":      `{"browserid": [{"Issuer": "a.example", "wellKnown": true}]}`,
+		"key source case": `{"oidc": [{"issuer": "https://a.example", "clientIds": ["c"], "jwksURL": "https://a.example/k"}]}`,
 		"two key sources": `{"oidc": [{"issuer": "https://a.example", "clientIds": ["c"], "jwksUrl": "https://a.example/k", "jwksFile": "k"}]}`,
 		"no key source":   `{"oidc": [{"issuer": "https://a.example", "clientIds": ["c"]}]}`,
 		"http issuer":     `{"oidc": [{"issuer": "http://a.example", "clientIds": ["c"], "jwksUrl": "https://a.example/k"}]}`,
@@ -358,5 +361,21 @@ func TestConfigFiles(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// A request cancelled during the first key fetch does not spoil it: the
+// fetch is not redone for a minute, so a cancelled one would leave every
+// token of the issuer invalid until then.
+func TestKeyFetchSurvivesCancelledRequest(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f.v.Verify(ctx, testidp.Sign(t, f.idp.RSA, f.claims(), false, nil))
+	if _, _, err := f.verify(t, testidp.Sign(t, f.idp.RSA, f.claims(), false, nil)); err != nil {
+		t.Fatalf("after a cancelled request: %v", err)
+	}
+	if n := f.idp.JWKSFetches.Load(); n != 1 {
+		t.Fatalf("%d JWKS fetches, want 1", n)
 	}
 }

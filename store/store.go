@@ -25,6 +25,10 @@ var (
 	// use, a session that already has a device, a nonce or assertion hash
 	// already recorded).
 	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable: the database cannot serve right now (down, starting
+	// or shutting down, out of connections, locked); retrying later may
+	// succeed.
+	ErrUnavailable = errors.New("store: database unavailable")
 )
 
 // TokenType names a kind of token; the values are the protocol's token type

@@ -27,7 +27,7 @@ type recoveryFlags struct {
 }
 
 func (f *recoveryFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.smtpHost, "smtp-host", "", "SMTP server for outgoing mail (default: none, the development mailer writes messages, codes included, to the log)")
+	fs.StringVar(&f.smtpHost, "smtp-host", "", "SMTP server for outgoing mail (default: none; with --dev the development mailer writes messages, codes included, to the log, otherwise no mail is sent)")
 	fs.IntVar(&f.smtpPort, "smtp-port", 587, "SMTP server port")
 	fs.StringVar(&f.smtpUser, "smtp-user", "", "SMTP user name (default: send without authentication)")
 	fs.StringVar(&f.smtpPasswordFile, "smtp-password-file", "", "file holding the SMTP password")
@@ -37,17 +37,19 @@ func (f *recoveryFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.caFile, "recovery-ca-file", "", "PEM file of the CA certificates trusted for fetching recovery issuers' keys, instead of the system's (an internal CA)")
 }
 
-// mailer returns the SMTP mailer, or nil (the development mailer) when no
-// SMTP host is set, which it announces in the log.
+// mailer returns the SMTP mailer. Without an SMTP host it returns, with
+// --dev, nil (the development mailer, which logs messages, codes included)
+// and otherwise keyserver.NoMailer, which sends and logs nothing (spec C14:
+// only the development mailer of the test switch may log codes); it
+// announces either in the log.
 func (f *recoveryFlags) mailer(logger *slog.Logger, dev bool) (keyserver.Mailer, error) {
 	if f.smtpHost == "" {
-		msg := "no --smtp-host: the development mailer writes messages, codes included, to the log instead of sending them"
 		if dev {
-			logger.Info(msg)
-		} else {
-			logger.Warn(msg + "; set --smtp-host in production")
+			logger.Info("no --smtp-host: the development mailer writes messages, codes included, to the log instead of sending them")
+			return nil, nil
 		}
-		return nil, nil
+		logger.Warn("no --smtp-host: no mail can be sent (forgot-password codes and verification resends answer 503); set --smtp-host, or --dev to log messages instead")
+		return keyserver.NoMailer{}, nil
 	}
 	var password string
 	if f.smtpPasswordFile != "" {

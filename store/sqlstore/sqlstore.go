@@ -57,7 +57,8 @@ type dialect struct {
 	driver string
 	// classify returns store.ErrConflict for a unique violation,
 	// store.ErrNotFound for a foreign-key violation (the referenced account
-	// or session does not exist), else nil.
+	// or session does not exist), store.ErrUnavailable for a database that
+	// cannot serve right now, else nil.
 	classify func(error) error
 	pool     func(*sqlx.DB)
 }
@@ -72,6 +73,11 @@ var sqliteDialect = &dialect{
 				return store.ErrConflict
 			case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 				return store.ErrNotFound
+			}
+			// Still locked after busy_timeout (extended codes keep the
+			// primary code in the low byte).
+			if c := e.Code() & 0xff; c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED {
+				return store.ErrUnavailable
 			}
 		}
 		return nil
@@ -94,6 +100,15 @@ var postgresDialect = &dialect{
 				return store.ErrConflict
 			case pqerror.ForeignKeyViolation:
 				return store.ErrNotFound
+			}
+			// Classes 08 (connection exception), 53 (insufficient
+			// resources: too many connections) and 57 (operator
+			// intervention: shutting down, starting up).
+			if len(e.Code) == 5 {
+				switch e.Code.Class() {
+				case "08", "53", "57":
+					return store.ErrUnavailable
+				}
 			}
 		}
 		return nil
@@ -202,7 +217,7 @@ func (s *Store) Dialect() string { return s.d.name }
 func (s *Store) WithTx(ctx context.Context, fn func(q store.Queries) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlstore: begin: %w", err)
+		return s.fail("begin", err)
 	}
 	committed := false
 	defer func() {

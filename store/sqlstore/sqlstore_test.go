@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"database/sql/driver"
 	"errors"
+	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 	"io"
 	"net"
 	"net/url"
@@ -313,4 +315,23 @@ func (p *proxy) stop() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// Transient PostgreSQL states are ErrUnavailable (503 at the edge), other
+// failures are not.
+func TestPostgresUnavailableCodes(t *testing.T) {
+	for code, want := range map[string]error{
+		"57P01": store.ErrUnavailable, // admin shutdown
+		"57P03": store.ErrUnavailable, // cannot connect now (starting up)
+		"53300": store.ErrUnavailable, // too many connections
+		"08006": store.ErrUnavailable, // connection failure
+		"23505": store.ErrConflict,
+		"23503": store.ErrNotFound,
+		"42P01": nil, // undefined table: a bug, not an outage
+		"":      nil,
+	} {
+		if got := postgresDialect.classify(&pq.Error{Code: pqerror.Code(code)}); got != want {
+			t.Errorf("code %q: %v, want %v", code, got, want)
+		}
+	}
 }
