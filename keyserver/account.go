@@ -79,6 +79,19 @@ func (s *Server) accountCreate(req *request) (any, error) {
 	return map[string]string{"uid": hexString(a.UID)}, nil
 }
 
+// emailBody reads a body whose one member is the hex email (spec 1.3).
+func emailBody(req *request) (string, error) {
+	o, err := parseObject(req.r, req.body)
+	if err != nil {
+		return "", err
+	}
+	email, err := o.Email("email")
+	if err != nil {
+		return "", err
+	}
+	return email, o.End()
+}
+
 // accountByEmail finds the account for a requested email: 102 when none,
 // 127 when disabled, 120 when only the case differs (spec 1.3).
 func (s *Server) accountByEmail(ctx context.Context, email string) (*store.Account, error) {
@@ -99,15 +112,8 @@ func (s *Server) accountByEmail(ctx context.Context, email string) (*store.Accou
 
 // POST /v1/auth/start (spec 6.3).
 func (s *Server) authStart(req *request) (any, error) {
-	o, err := parseObject(req.r, req.body)
+	email, err := emailBody(req)
 	if err != nil {
-		return nil, err
-	}
-	email, err := o.Email("email")
-	if err != nil {
-		return nil, err
-	}
-	if err := o.End(); err != nil {
 		return nil, err
 	}
 	ctx := req.r.Context()

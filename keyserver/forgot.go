@@ -67,15 +67,8 @@ func (s *Server) forgotSendCode(req *request) (any, error) {
 	if err := s.throttle(ctx, forgotSendPerIP, clientIP(ctx)); err != nil {
 		return nil, err
 	}
-	o, err := parseObject(req.r, req.body)
+	email, err := emailBody(req)
 	if err != nil {
-		return nil, err
-	}
-	email, err := o.Email("email")
-	if err != nil {
-		return nil, err
-	}
-	if err := o.End(); err != nil {
 		return nil, err
 	}
 	a, err := s.accountByEmail(ctx, email)
@@ -120,14 +113,7 @@ func (s *Server) forgotSendCode(req *request) (any, error) {
 // 6.7): the same code again, to the stored address whatever email the body
 // names; 503 when the mail cannot be handed over (the token stays).
 func (s *Server) forgotResendCode(req *request) (any, error) {
-	o, err := parseObject(req.r, req.body)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := o.Email("email"); err != nil {
-		return nil, err
-	}
-	if err := o.End(); err != nil {
+	if _, err := emailBody(req); err != nil {
 		return nil, err
 	}
 	ctx := req.r.Context()
