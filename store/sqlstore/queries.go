@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -13,26 +15,100 @@ import (
 	"github.com/keyserver/keyserver/store"
 )
 
-// queries implements store.Queries on the pool (*sqlx.DB) or a transaction
-// (*sqlx.Tx).
+// queries implements store.Queries on the pool or, with tx set, in a
+// transaction.
 type queries struct {
-	x sqlx.ExtContext
-	d *dialect
+	stmts *stmtCache
+	tx    *sqlx.Tx
+	// missed lists the queries a transaction ran before they were cached,
+	// for WithTx to prepare on the pool once the transaction is over. A
+	// transaction's queries run one at a time.
+	missed []string
+	d      *dialect
 }
 
 var _ store.Queries = (*queries)(nil)
 
-func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return q.x.ExecContext(ctx, q.x.Rebind(query), args...)
+// stmtCache holds a Store's prepared statements by query text (before
+// Rebind: one Store has one dialect). database/sql prepares a statement on
+// each connection the first time it runs there, also on the connection that
+// replaces a broken one.
+type stmtCache struct {
+	db       *sqlx.DB
+	m        sync.Map     // query → *sqlx.Stmt
+	prepared atomic.Int64 // statements prepared on the pool, for tests
 }
 
-func (q *queries) row(ctx context.Context, query string, args ...any) *sqlx.Row {
-	return q.x.QueryRowxContext(ctx, q.x.Rebind(query), args...)
+// get returns the statement for query, prepared on the pool on first use.
+func (c *stmtCache) get(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if st, ok := c.m.Load(query); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	st, err := c.db.PreparexContext(ctx, c.db.Rebind(query))
+	if err != nil {
+		return nil, err
+	}
+	c.prepared.Add(1)
+	if prev, loaded := c.m.LoadOrStore(query, st); loaded {
+		st.Close() // a concurrent get won
+		return prev.(*sqlx.Stmt), nil
+	}
+	return st, nil
+}
+
+// close closes the cached statements.
+func (c *stmtCache) close() {
+	c.m.Range(func(query, st any) bool {
+		st.(*sqlx.Stmt).Close()
+		c.m.Delete(query)
+		return true
+	})
+}
+
+// stmt returns the statement for query. A transaction only uses a cached
+// statement: preparing on the pool would wait for a second connection while
+// holding one, which deadlocks once every connection does the same. It
+// prepares a miss on its own connection, for this use only, and leaves it
+// to WithTx to cache.
+func (q *queries) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if q.tx == nil {
+		return q.stmts.get(ctx, query)
+	}
+	if st, ok := q.stmts.m.Load(query); ok {
+		return q.tx.StmtxContext(ctx, st.(*sqlx.Stmt)), nil
+	}
+	q.missed = append(q.missed, query)
+	return q.tx.PreparexContext(ctx, q.tx.Rebind(query)) // closed with the transaction
+}
+
+func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := q.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (q *queries) row(ctx context.Context, query string, args ...any) scanner {
+	st, err := q.stmt(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowxContext(ctx, args...)
 }
 
 func (q *queries) rows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return q.x.QueryContext(ctx, q.x.Rebind(query), args...)
+	st, err := q.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
+
+// errRow is a row whose statement could not be prepared.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // fail wraps err from operation op, mapping it to a store sentinel where one
 // applies. Driver messages name constraints, never values.

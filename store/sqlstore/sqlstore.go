@@ -156,7 +156,7 @@ func connect(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlstore: connecting to %s database: %w", d.name, err)
 	}
-	return &Store{queries: queries{x: db, d: d}, db: db}, nil
+	return &Store{queries: queries{stmts: &stmtCache{db: db}, d: d}, db: db}, nil
 }
 
 // Open connects to dsn, "sqlite:PATH" (the file is created if absent) or a
@@ -215,6 +215,17 @@ func (s *Store) Dialect() string { return s.d.name }
 
 // WithTx implements store.Store. fn's error is returned as is.
 func (s *Store) WithTx(ctx context.Context, fn func(q store.Queries) error) error {
+	tq := &queries{stmts: s.stmts, d: s.d}
+	err := s.inTx(ctx, tq, fn)
+	// With the transaction's connection back in the pool, cache what it
+	// missed. A failure here only means preparing again next time.
+	for _, query := range tq.missed {
+		_, _ = s.stmts.get(ctx, query)
+	}
+	return err
+}
+
+func (s *Store) inTx(ctx context.Context, tq *queries, fn func(q store.Queries) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return s.fail("begin", err)
@@ -226,7 +237,8 @@ func (s *Store) WithTx(ctx context.Context, fn func(q store.Queries) error) erro
 			_ = tx.Rollback()
 		}
 	}()
-	if err := fn(&queries{x: tx, d: s.d}); err != nil {
+	tq.tx = tx
+	if err := fn(tq); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -277,7 +289,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection pool.
+// Close closes the prepared statements and the connection pool.
 func (s *Store) Close() error {
+	s.stmts.close()
 	return s.db.Close()
 }

@@ -257,6 +257,10 @@ func TestPostgresDownAndUp(t *testing.T) {
 	if _, err := s.AccountByUID(pingCtx, rnd(16)); err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("AccountByUID while down: %v; want a connection error", err)
 	}
+	// Token has never been prepared: preparing it fails the same way.
+	if _, err := s.Token(pingCtx, store.AuthToken, rnd(32)); !errors.As(err, new(*net.OpError)) {
+		t.Errorf("Token while down: %v; want a connection error", err)
+	}
 
 	p.start(t, p.addr)
 	if err := s.Ping(pingCtx); err != nil {
@@ -264,6 +268,12 @@ func TestPostgresDownAndUp(t *testing.T) {
 	}
 	if _, err := s.AccountByUID(pingCtx, rnd(16)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("AccountByUID after the database came back: %v", err)
+	}
+	// Close now: the cleanup of the restarted proxy, registered after
+	// mustOpen's, would cut the connection first, and closing its prepared
+	// statements would then fail.
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 }
 
@@ -333,5 +343,52 @@ func TestPostgresUnavailableCodes(t *testing.T) {
 		if got := postgresDialect.classify(&pq.Error{Code: pqerror.Code(code)}); got != want {
 			t.Errorf("code %q: %v, want %v", code, got, want)
 		}
+	}
+}
+
+// TestStmtCache checks that a query is prepared on the pool once, whether it
+// first runs on the pool or in a transaction, and then reused.
+func TestStmtCache(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			s := mustOpen(t, d.dsn(t), Options{Migrate: true})
+			prepared := func(want int64) {
+				t.Helper()
+				if got := s.stmts.prepared.Load(); got != want {
+					t.Fatalf("%d statements prepared, want %d", got, want)
+				}
+			}
+			prepared(0)
+			for range 3 {
+				if _, err := s.AccountByUID(ctx, rnd(16)); !errors.Is(err, store.ErrNotFound) {
+					t.Fatal(err)
+				}
+				prepared(1)
+			}
+			for range 2 {
+				before := s.stmts.prepared.Load()
+				err := s.WithTx(ctx, func(q store.Queries) error {
+					for range 2 {
+						if _, err := q.AccountByUID(ctx, rnd(16)); !errors.Is(err, store.ErrNotFound) {
+							return err
+						}
+						if _, err := q.Token(ctx, store.AuthToken, rnd(32)); !errors.Is(err, store.ErrNotFound) {
+							return err
+						}
+					}
+					prepared(before) // Token was prepared on the transaction's connection
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				prepared(2) // and cached after it
+			}
+			if _, err := s.Token(ctx, store.AuthToken, rnd(32)); !errors.Is(err, store.ErrNotFound) {
+				t.Fatal(err)
+			}
+			prepared(2)
+		})
 	}
 }
