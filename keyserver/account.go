@@ -275,7 +275,7 @@ func (s *Server) sessionCreate(req *request) (any, error) {
 	}
 	kf.SessionID = sess.ID
 	ctx := req.r.Context()
-	err = s.store.WithTx(ctx, func(q store.Queries) error {
+	err = s.write(req, func(q store.Queries) error {
 		if err := q.CreateToken(ctx, sess); err != nil {
 			return err
 		}
@@ -332,7 +332,10 @@ func (s *Server) accountKeys(req *request) (any, error) {
 		return nil, errUnverified()
 	}
 	ctx := req.r.Context()
-	if err := s.audit(ctx, s.store, event{action: "keys.fetch", uid: a.UID, session: req.token.SessionID}); err != nil {
+	err := s.write(req, func(q store.Queries) error {
+		return s.audit(ctx, q, event{action: "keys.fetch", uid: a.UID, session: req.token.SessionID})
+	})
+	if err != nil {
 		return nil, err
 	}
 	return map[string]string{"bundle": keysBundle(req.token, a)}, nil
@@ -353,7 +356,7 @@ func (s *Server) passwordChangeStart(req *request) (any, error) {
 		return nil, err
 	}
 	ctx := req.r.Context()
-	err = s.store.WithTx(ctx, func(q store.Queries) error {
+	err = s.write(req, func(q store.Queries) error {
 		if err := q.DeleteAccountTokens(ctx, a.UID, store.AccountResetToken); err != nil {
 			return err
 		}
@@ -453,7 +456,7 @@ func (s *Server) accountDestroy(req *request) (any, error) {
 	}
 	ctx := req.r.Context()
 	uid := req.account.UID
-	err := s.store.WithTx(ctx, func(q store.Queries) error {
+	err := s.write(req, func(q store.Queries) error {
 		if err := q.DeleteAccount(ctx, uid); err != nil {
 			return err
 		}

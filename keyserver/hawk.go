@@ -20,6 +20,18 @@ type request struct {
 	body    []byte
 	token   *store.Token
 	account *store.Account
+	// tx is the consumption transaction of a consuming endpoint, which
+	// its writes join (see write).
+	tx store.Queries
+}
+
+// write runs fn in the request's consumption transaction when it has one,
+// else in a transaction of its own.
+func (s *Server) write(req *request, fn func(q store.Queries) error) error {
+	if req.tx != nil {
+		return fn(req.tx)
+	}
+	return s.store.WithTx(req.r.Context(), fn)
 }
 
 // handlerFunc returns a JSON-encodable result or an error; a nil result
@@ -50,23 +62,11 @@ func (s *Server) hawkAuth(typ store.TokenType, consume bool, fn handlerFunc) htt
 		if err != nil {
 			return nil, err
 		}
-		// The nonce is recorded, and a consuming token consumed, in one
-		// transaction: a replay consumes nothing.
 		ctx := r.Context()
 		if consume {
-			err = s.store.WithTx(ctx, func(q store.Queries) error {
-				if err := s.useNonce(ctx, q, tok, h); err != nil {
-					return err
-				}
-				tok, err = q.ConsumeToken(ctx, typ, tok.ID)
-				return err
-			})
-		} else {
-			err = s.useNonce(ctx, s.store, tok, h)
+			return s.consumeAndServe(w, r, body, typ, tok, h, fn)
 		}
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, errInvalidToken()
-		} else if err != nil {
+		if err := s.useNonce(ctx, s.store, tok, h); err != nil {
 			return nil, err
 		}
 		acct, err := s.store.AccountByUID(ctx, tok.UID)
@@ -85,6 +85,47 @@ func (s *Server) hawkAuth(typ store.TokenType, consume bool, fn handlerFunc) htt
 		}
 		return fn(&request{w: w, r: r, body: body, token: tok, account: acct})
 	})
+}
+
+// consumeAndServe runs a consuming endpoint in one transaction: the nonce is
+// recorded, the token consumed, and the handler's writes made together. A
+// Hawk failure (replay, token already consumed) rolls everything back; a
+// client error of the handler (4xx, e.g. 104) still commits the consumption
+// (D2); a server error rolls back, so an outage does not burn the token.
+func (s *Server) consumeAndServe(w http.ResponseWriter, r *http.Request, body []byte, typ store.TokenType,
+	tok *store.Token, h *hawk.Header, fn handlerFunc) (any, error) {
+	ctx := r.Context()
+	var res any
+	var failure error
+	err := s.store.WithTx(ctx, func(q store.Queries) error {
+		if err := s.useNonce(ctx, q, tok, h); err != nil {
+			return err
+		}
+		consumed, err := q.ConsumeToken(ctx, typ, tok.ID)
+		if err != nil {
+			return err
+		}
+		acct, err := q.AccountByUID(ctx, consumed.UID)
+		if err != nil {
+			return err
+		}
+		if acct.Disabled {
+			failure = errDisabled()
+			return nil
+		}
+		res, failure = fn(&request{w: w, r: r, body: body, token: consumed, account: acct, tx: q})
+		if failure != nil && asError(failure).Status >= 500 {
+			return failure
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errInvalidToken()
+	case err != nil:
+		return nil, err
+	}
+	return res, failure
 }
 
 // verifyHawk checks the Authorization header of r against a live token of
