@@ -102,7 +102,7 @@ func (p *BrowserIDIdP) CertifyPlain(t testing.TB, signer crypto.Signer, iss, ema
 	return signJSON(t, jose.RS256, signer, map[string]any{
 		"public-key": ClientKey(client), "principal": map[string]string{"email": email},
 		"iat": iat.UnixMilli(), "exp": exp.UnixMilli(), "iss": iss,
-	})
+	}, nil)
 }
 
 // ClientKey is the jwcrypto form of an RSA client key.
@@ -114,13 +114,14 @@ func ClientKey(pub *rsa.PublicKey) *certs.PublicKey {
 // (RS256) with the certified client key.
 func Backed(t testing.TB, cert string, client *rsa.PrivateKey, aud string, exp time.Time) string {
 	t.Helper()
-	return cert + "~" + signJSON(t, jose.RS256, client, map[string]any{"aud": aud, "exp": exp.UnixMilli()})
+	return cert + "~" + signJSON(t, jose.RS256, client, map[string]any{"aud": aud, "exp": exp.UnixMilli()}, nil)
 }
 
-// signJSON is a compact JWS of v's JSON with key and no kid.
-func signJSON(t testing.TB, alg jose.SignatureAlgorithm, key crypto.Signer, v any) string {
+// signJSON is a compact JWS of v's JSON with key and the header options
+// opts (nil: no kid).
+func signJSON(t testing.TB, alg jose.SignatureAlgorithm, key crypto.Signer, v any, opts *jose.SignerOptions) string {
 	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, nil)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -154,23 +154,7 @@ func Sign(t testing.TB, k *Key, claims map[string]any, noKID bool, extra map[str
 	for name, v := range extra {
 		opts = opts.WithHeader(jose.HeaderKey(name), v)
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Alg, Key: k.Signer}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := s.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return signJSON(t, k.Alg, k.Signer, claims, opts)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
