@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/srp"
 )
 
@@ -76,7 +77,7 @@ func (c *Client) CreateAccount(ctx context.Context, email, password string, opt 
 // PasswordChangeStart exchanges an authToken (consumed) for a keyFetchToken
 // and an accountResetToken (seeds; spec 6.7).
 func (c *Client) PasswordChangeStart(ctx context.Context, authToken []byte) (keyFetchToken, accountResetToken []byte, err error) {
-	cred := TokenCredentials(keywrap.TypeAuthToken, authToken)
+	cred := TokenCredentials(protocol.AuthToken, authToken)
 	var resp struct {
 		Bundle string `json:"bundle"`
 	}
@@ -133,7 +134,7 @@ func (c *Client) reset(ctx context.Context, accountResetToken []byte, email, pas
 	if err != nil {
 		return err
 	}
-	cred := TokenCredentials(keywrap.TypeAccountResetToken, accountResetToken)
+	cred := TokenCredentials(protocol.AccountResetToken, accountResetToken)
 	plain := append(append(make([]byte, 0, 32+len(cr.verifier)), wrapKb(cr.unwrapBKey)...), cr.verifier...)
 	req := struct {
 		Bundle             string         `json:"bundle"`
@@ -160,5 +161,5 @@ func (c *Client) DestroyAccount(ctx context.Context, email, password string) err
 // DestroyAccountWithToken destroys the account of an authToken seed
 // (consumed; spec 6.4).
 func (c *Client) DestroyAccountWithToken(ctx context.Context, authToken []byte) error {
-	return c.Do(ctx, http.MethodPost, "/v1/account/destroy", nil, TokenCredentials(keywrap.TypeAuthToken, authToken), nil)
+	return c.Do(ctx, http.MethodPost, "/v1/account/destroy", nil, TokenCredentials(protocol.AuthToken, authToken), nil)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/srp"
 )
 
@@ -181,7 +182,7 @@ type Session struct {
 // SessionCreate exchanges an authToken (consumed) for a sessionToken and a
 // keyFetchToken (spec 6.3). Email and UnwrapBKey are left empty.
 func (c *Client) SessionCreate(ctx context.Context, authToken []byte) (*Session, error) {
-	cred := TokenCredentials(keywrap.TypeAuthToken, authToken)
+	cred := TokenCredentials(protocol.AuthToken, authToken)
 	var resp struct {
 		UID      string `json:"uid"`
 		Verified bool   `json:"verified"`
@@ -217,7 +218,7 @@ func (c *Client) Login(ctx context.Context, email, password string) (*Session, e
 
 // SessionDestroy ends the session of a sessionToken seed.
 func (c *Client) SessionDestroy(ctx context.Context, sessionToken []byte) error {
-	return c.Do(ctx, http.MethodPost, "/v1/session/destroy", nil, TokenCredentials(keywrap.TypeSessionToken, sessionToken), nil)
+	return c.Do(ctx, http.MethodPost, "/v1/session/destroy", nil, TokenCredentials(protocol.SessionToken, sessionToken), nil)
 }
 
 // Keys are the account keys; KB is nil when no unwrapBKey was given.
@@ -228,7 +229,7 @@ type Keys struct {
 // Keys fetches kA and wrapKb with a keyFetchToken seed (consumed; spec 6.4)
 // and, when unwrapBKey is not nil, computes kB = wrapKb XOR unwrapBKey.
 func (c *Client) Keys(ctx context.Context, keyFetchToken, unwrapBKey []byte) (*Keys, error) {
-	cred := TokenCredentials(keywrap.TypeKeyFetchToken, keyFetchToken)
+	cred := TokenCredentials(protocol.KeyFetchToken, keyFetchToken)
 	var resp struct {
 		Bundle string `json:"bundle"`
 	}

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // CertificateSign asks for an identity certificate (spec 7) for publicKey,
@@ -22,7 +22,7 @@ func (c *Client) CertificateSign(ctx context.Context, sessionToken []byte, publi
 	var resp struct {
 		Cert string `json:"cert"`
 	}
-	cred := TokenCredentials(keywrap.TypeSessionToken, sessionToken)
+	cred := TokenCredentials(protocol.SessionToken, sessionToken)
 	if err := c.Do(ctx, http.MethodPost, "/v1/certificate/sign", req, cred, &resp); err != nil {
 		return "", err
 	}

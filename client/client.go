@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // Client talks to one key server. It is safe for concurrent use.
@@ -134,9 +135,9 @@ type Credentials struct {
 }
 
 // TokenCredentials derives the credentials of a token of tokenType (the
-// keywrap.Type* names) from its 32-byte seed.
-func TokenCredentials(tokenType string, seed []byte) *Credentials {
-	id, authKey, bundleKey := keywrap.DeriveToken(tokenType, seed)
+// protocol token type) from its 32-byte seed.
+func TokenCredentials(tokenType protocol.TokenType, seed []byte) *Credentials {
+	id, authKey, bundleKey := keywrap.DeriveToken(string(tokenType), seed)
 	return &Credentials{ID: hex.EncodeToString(id), Key: authKey, BundleKey: bundleKey}
 }
 

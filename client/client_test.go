@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyserver/keyserver/hawk"
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 const vectorsPath = "../../shared/spec/vectors.json"
@@ -148,10 +149,10 @@ func TestHawkVectors(t *testing.T) {
 func TestTokenCredentials(t *testing.T) {
 	_, chains := loadVectors(t)
 	for _, ch := range chains {
-		for typ, tok := range map[string]chainToken{
-			keywrap.TypeAuthToken:     ch.AuthToken,
-			keywrap.TypeKeyFetchToken: ch.KeyFetchToken,
-			keywrap.TypeSessionToken:  ch.SessionToken,
+		for typ, tok := range map[protocol.TokenType]chainToken{
+			protocol.AuthToken:     ch.AuthToken,
+			protocol.KeyFetchToken: ch.KeyFetchToken,
+			protocol.SessionToken:  ch.SessionToken,
 		} {
 			cred := TokenCredentials(typ, unhex(t, tok.Seed))
 			if cred.ID != tok.TokenID || hex.EncodeToString(cred.Key) != tok.AuthKey {
@@ -164,7 +165,7 @@ func TestTokenCredentials(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cred := TokenCredentials(keywrap.TypeAuthToken, unhex(t, ch.AuthToken.Seed))
+		cred := TokenCredentials(protocol.AuthToken, unhex(t, ch.AuthToken.Seed))
 		if _, err := c.DoRaw(context.Background(), &RawRequest{Method: "POST", Path: "/v1/session/create", Cred: cred, Nonce: "abcdef"}, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // Device is a device record (spec 6.5) in its wire form: ids in hex, times
@@ -92,5 +92,5 @@ func (c *Client) Events(ctx context.Context, sessionToken []byte) ([]UserEvent, 
 }
 
 func sessionCred(sessionToken []byte) *Credentials {
-	return TokenCredentials(keywrap.TypeSessionToken, sessionToken)
+	return TokenCredentials(protocol.SessionToken, sessionToken)
 }

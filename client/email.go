@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"net/http"
 
-	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // RecoveryEmailStatus returns the account's email (a plain string on the
@@ -15,7 +15,7 @@ func (c *Client) RecoveryEmailStatus(ctx context.Context, sessionToken []byte) (
 		Email    string `json:"email"`
 		Verified bool   `json:"verified"`
 	}
-	err = c.Do(ctx, http.MethodGet, "/v1/recovery_email/status", nil, TokenCredentials(keywrap.TypeSessionToken, sessionToken), &resp)
+	err = c.Do(ctx, http.MethodGet, "/v1/recovery_email/status", nil, TokenCredentials(protocol.SessionToken, sessionToken), &resp)
 	return resp.Email, resp.Verified, err
 }
 
@@ -26,7 +26,7 @@ func (c *Client) ResendCode(ctx context.Context, sessionToken []byte, service st
 	if service != "" {
 		req["service"] = service
 	}
-	return c.Do(ctx, http.MethodPost, "/v1/recovery_email/resend_code", req, TokenCredentials(keywrap.TypeSessionToken, sessionToken), nil)
+	return c.Do(ctx, http.MethodPost, "/v1/recovery_email/resend_code", req, TokenCredentials(protocol.SessionToken, sessionToken), nil)
 }
 
 // VerifyCode verifies the account's email with the code of the emailed link

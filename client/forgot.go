@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // ForgotToken is the answer of /v1/password/forgot/send_code and
@@ -58,7 +59,7 @@ func (c *Client) ForgotSendCode(ctx context.Context, email string) (*ForgotToken
 func (c *Client) ForgotResendCode(ctx context.Context, ft *ForgotToken) (*ForgotToken, error) {
 	var resp forgotJSON
 	err := c.Do(ctx, http.MethodPost, "/v1/password/forgot/resend_code", emailBody(ft.Email),
-		TokenCredentials(keywrap.TypeForgotPasswordToken, ft.Token), &resp)
+		TokenCredentials(protocol.ForgotPasswordToken, ft.Token), &resp)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +74,7 @@ func (c *Client) ForgotVerifyCode(ctx context.Context, ft *ForgotToken, code str
 		AccountResetToken string `json:"accountResetToken"`
 	}
 	err := c.Do(ctx, http.MethodPost, "/v1/password/forgot/verify_code", map[string]string{"code": code},
-		TokenCredentials(keywrap.TypeForgotPasswordToken, ft.Token), &resp)
+		TokenCredentials(protocol.ForgotPasswordToken, ft.Token), &resp)
 	if err != nil {
 		return nil, err
 	}

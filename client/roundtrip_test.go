@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyserver/keyserver/keyserver"
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store/sqlstore"
 )
 
@@ -265,7 +266,7 @@ func TestHawkNegative(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred := TokenCredentials(keywrap.TypeSessionToken, s.SessionToken)
+	cred := TokenCredentials(protocol.SessionToken, s.SessionToken)
 	req := func() *RawRequest {
 		return &RawRequest{Method: http.MethodPost, Path: "/v1/recovery_email/resend_code",
 			Body: []byte(`{}`), ContentType: "application/json", Cred: cred}

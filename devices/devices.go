@@ -20,6 +20,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -159,7 +160,7 @@ func (r *Registry) Destroy(ctx context.Context, uid, id []byte, record RecordFun
 			return err
 		}
 		// The device and keyFetchTokens go with the session (store cascade).
-		if err := q.DeleteToken(ctx, store.SessionToken, d.SessionID); err != nil {
+		if err := q.DeleteToken(ctx, protocol.SessionToken, d.SessionID); err != nil {
 			return err
 		}
 		return record(q, Destroyed, d)

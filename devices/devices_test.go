@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keyserver/keyserver/devices"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 	"github.com/keyserver/keyserver/store/sqlstore"
 	"github.com/keyserver/keyserver/store/sqlstore/pgtest"
@@ -185,7 +186,7 @@ func (f *fixture) account(t *testing.T) []byte {
 	return uid
 }
 
-func (f *fixture) token(t *testing.T, typ store.TokenType, uid, sessionID []byte) []byte {
+func (f *fixture) token(t *testing.T, typ protocol.TokenType, uid, sessionID []byte) []byte {
 	t.Helper()
 	tok := &store.Token{ID: rnd(32), Type: typ, UID: uid, AuthKey: rnd(32), BundleKey: rnd(32), CreatedAt: f.now, SessionID: sessionID}
 	if err := f.st.CreateToken(t.Context(), tok); err != nil {
@@ -219,8 +220,8 @@ func wantErr(t *testing.T, what string, err, want error) {
 func TestSaveRules(t *testing.T) {
 	f := newFixture(t, sqliteDSN(t))
 	ctx := t.Context()
-	s1 := f.token(t, store.SessionToken, f.uid, nil)
-	s2 := f.token(t, store.SessionToken, f.uid, nil)
+	s1 := f.token(t, protocol.SessionToken, f.uid, nil)
+	s2 := f.token(t, protocol.SessionToken, f.uid, nil)
 	laptop := devices.Fields{Name: str("Laptop"), Type: str("desktop")}
 
 	// Registration without id needs name and type.
@@ -297,7 +298,7 @@ func TestSaveRules(t *testing.T) {
 	wantErr(t, "unknown device", err, devices.ErrUnknownDevice)
 	// Another account's session cannot see it either.
 	other := f.account(t)
-	so := f.token(t, store.SessionToken, other, nil)
+	so := f.token(t, protocol.SessionToken, other, nil)
 	_, err = f.reg.Save(ctx, other, so, d1.ID, devices.Fields{Name: str("x")}, f.record)
 	wantErr(t, "other account's device", err, devices.ErrUnknownDevice)
 	if stored, _ := f.st.Device(ctx, f.uid, d1.ID); stored.Name != "Work laptop" || !bytes.Equal(stored.SessionID, s1) {
@@ -305,8 +306,8 @@ func TestSaveRules(t *testing.T) {
 	}
 
 	// A session that no longer exists cannot register.
-	gone := f.token(t, store.SessionToken, f.uid, nil)
-	if err := f.st.DeleteToken(ctx, store.SessionToken, gone); err != nil {
+	gone := f.token(t, protocol.SessionToken, f.uid, nil)
+	if err := f.st.DeleteToken(ctx, protocol.SessionToken, gone); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.reg.Save(ctx, f.uid, gone, nil, laptop, f.record)
@@ -324,10 +325,10 @@ func TestSaveRules(t *testing.T) {
 func TestDestroy(t *testing.T) {
 	f := newFixture(t, sqliteDSN(t))
 	ctx := t.Context()
-	sA := f.token(t, store.SessionToken, f.uid, nil)
-	sB := f.token(t, store.SessionToken, f.uid, nil)
-	kfB := f.token(t, store.KeyFetchToken, f.uid, sB)
-	kfA := f.token(t, store.KeyFetchToken, f.uid, sA)
+	sA := f.token(t, protocol.SessionToken, f.uid, nil)
+	sB := f.token(t, protocol.SessionToken, f.uid, nil)
+	kfB := f.token(t, protocol.KeyFetchToken, f.uid, sB)
+	kfA := f.token(t, protocol.KeyFetchToken, f.uid, sA)
 	dA, err := f.reg.Save(ctx, f.uid, sA, nil, devices.Fields{Name: str("A"), Type: str("desktop")}, f.record)
 	if err != nil {
 		t.Fatal(err)
@@ -350,14 +351,14 @@ func TestDestroy(t *testing.T) {
 	if ev := f.takeEvents(); len(ev) != 1 || ev[0] != devices.Destroyed {
 		t.Fatalf("events %v", ev)
 	}
-	_, err = f.st.Token(ctx, store.SessionToken, sB)
+	_, err = f.st.Token(ctx, protocol.SessionToken, sB)
 	wantErr(t, "B's session", err, store.ErrNotFound)
-	_, err = f.st.Token(ctx, store.KeyFetchToken, kfB)
+	_, err = f.st.Token(ctx, protocol.KeyFetchToken, kfB)
 	wantErr(t, "B's keyFetchToken", err, store.ErrNotFound)
-	if _, err := f.st.Token(ctx, store.SessionToken, sA); err != nil {
+	if _, err := f.st.Token(ctx, protocol.SessionToken, sA); err != nil {
 		t.Fatalf("A's session: %v", err)
 	}
-	if _, err := f.st.Token(ctx, store.KeyFetchToken, kfA); err != nil {
+	if _, err := f.st.Token(ctx, protocol.KeyFetchToken, kfA); err != nil {
 		t.Fatalf("A's keyFetchToken: %v", err)
 	}
 	ds, err := f.reg.List(ctx, f.uid)
@@ -371,7 +372,7 @@ func TestDestroy(t *testing.T) {
 func TestTouchCoalesced(t *testing.T) {
 	f := newFixture(t, sqliteDSN(t))
 	ctx := t.Context()
-	s := f.token(t, store.SessionToken, f.uid, nil)
+	s := f.token(t, protocol.SessionToken, f.uid, nil)
 	if err := f.reg.Touch(ctx, s); err != nil { // no device: nothing to do
 		t.Fatal(err)
 	}
@@ -415,7 +416,7 @@ func TestConcurrentRegistration(t *testing.T) {
 	for name, dsn := range map[string]func(*testing.T) string{"sqlite": sqliteDSN, "postgres": func(t *testing.T) string { return pgtest.DSN(t) }} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, dsn(t))
-			s := f.token(t, store.SessionToken, f.uid, nil)
+			s := f.token(t, protocol.SessionToken, f.uid, nil)
 			const n = 16
 			ids := make([][]byte, n)
 			errs := make([]error, n)

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/keyserver/keyserver/client"
-	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // e2eAdminToken is the admin token of the servers started here.
@@ -148,8 +148,8 @@ func TestDeviceRevocationE2E(t *testing.T) {
 				}
 				raw, _ := json.Marshal(page)
 				secrets := [][]byte{keys.KA, keys.WrapKb, a.SessionToken, b.SessionToken, a.KeyFetchToken, b.KeyFetchToken,
-					client.TokenCredentials(keywrap.TypeSessionToken, a.SessionToken).Key,
-					client.TokenCredentials(keywrap.TypeSessionToken, b.SessionToken).Key}
+					client.TokenCredentials(protocol.SessionToken, a.SessionToken).Key,
+					client.TokenCredentials(protocol.SessionToken, b.SessionToken).Key}
 				for i, secret := range secrets {
 					if strings.Contains(string(raw), hex.EncodeToString(secret)) {
 						t.Fatalf("secret %d in the audit log", i)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/srp"
 	"github.com/keyserver/keyserver/store"
 )
@@ -124,7 +125,7 @@ func (s *Server) authStart(req *request) (any, error) {
 	var seed []byte
 	var tok *store.Token
 	for {
-		if seed, tok, err = s.newToken(store.SRPToken, a.UID); err != nil {
+		if seed, tok, err = s.newToken(protocol.SRPToken, a.UID); err != nil {
 			return nil, err
 		}
 		// b is the token's bundleKey; C3: a b giving B = 0 is discarded.
@@ -166,7 +167,7 @@ func (s *Server) authFinish(req *request) (any, error) {
 		return nil, err
 	}
 	ctx := req.r.Context()
-	tok, err := s.store.Token(ctx, store.SRPToken, id)
+	tok, err := s.store.Token(ctx, protocol.SRPToken, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errInvalidToken()
 	} else if err != nil {
@@ -190,11 +191,11 @@ func (s *Server) authFinish(req *request) (any, error) {
 		K, failure = s.checkProof(o, a, tok)
 	}
 	if failure == nil {
-		seed, authTok, failure = s.newToken(store.AuthToken, a.UID)
+		seed, authTok, failure = s.newToken(protocol.AuthToken, a.UID)
 	}
 	ev := event{action: "login", uid: tok.UID}
 	err = s.store.WithTx(ctx, func(q store.Queries) error {
-		if _, err := q.ConsumeToken(ctx, store.SRPToken, tok.ID); err != nil {
+		if _, err := q.ConsumeToken(ctx, protocol.SRPToken, tok.ID); err != nil {
 			return err
 		}
 		if failure != nil {
@@ -265,11 +266,11 @@ func (s *Server) sessionCreate(req *request) (any, error) {
 		return nil, err
 	}
 	a := req.account
-	kfSeed, kf, err := s.newToken(store.KeyFetchToken, a.UID)
+	kfSeed, kf, err := s.newToken(protocol.KeyFetchToken, a.UID)
 	if err != nil {
 		return nil, err
 	}
-	sessSeed, sess, err := s.newToken(store.SessionToken, a.UID)
+	sessSeed, sess, err := s.newToken(protocol.SessionToken, a.UID)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +310,7 @@ func (s *Server) sessionDestroy(req *request) (any, error) {
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if err := q.DeleteToken(ctx, store.SessionToken, req.token.ID); err != nil {
+		if err := q.DeleteToken(ctx, protocol.SessionToken, req.token.ID); err != nil {
 			return err
 		}
 		return s.audit(ctx, q, ev)
@@ -347,17 +348,17 @@ func (s *Server) passwordChangeStart(req *request) (any, error) {
 		return nil, err
 	}
 	a := req.account
-	kfSeed, kf, err := s.newToken(store.KeyFetchToken, a.UID)
+	kfSeed, kf, err := s.newToken(protocol.KeyFetchToken, a.UID)
 	if err != nil {
 		return nil, err
 	}
-	artSeed, art, err := s.newToken(store.AccountResetToken, a.UID)
+	artSeed, art, err := s.newToken(protocol.AccountResetToken, a.UID)
 	if err != nil {
 		return nil, err
 	}
 	ctx := req.r.Context()
 	err = s.write(req, func(q store.Queries) error {
-		if err := q.DeleteAccountTokens(ctx, a.UID, store.AccountResetToken); err != nil {
+		if err := q.DeleteAccountTokens(ctx, a.UID, protocol.AccountResetToken); err != nil {
 			return err
 		}
 		if err := q.CreateToken(ctx, kf); err != nil {
@@ -418,7 +419,7 @@ func (s *Server) accountReset(req *request) (any, error) {
 	ctx := req.r.Context()
 	err = s.store.WithTx(ctx, func(q store.Queries) error {
 		// C13: the reset commits only if its token still exists.
-		if _, err := q.ConsumeToken(ctx, store.AccountResetToken, req.token.ID); err != nil {
+		if _, err := q.ConsumeToken(ctx, protocol.AccountResetToken, req.token.ID); err != nil {
 			return err
 		}
 		if err := q.SetCredentials(ctx, a.UID, creds); err != nil {

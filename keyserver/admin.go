@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyserver/keyserver/devices"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -97,7 +98,7 @@ type adminAccountJSON struct {
 }
 
 func (s *Server) adminRecord(ctx context.Context, a *store.Account) (*adminAccountJSON, error) {
-	sessions, err := s.store.CountTokens(ctx, a.UID, store.SessionToken)
+	sessions, err := s.store.CountTokens(ctx, a.UID, protocol.SessionToken)
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/keyserver"
-	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 	"github.com/keyserver/keyserver/store/sqlstore"
 )
@@ -46,7 +46,7 @@ func TestAdminAuthz(t *testing.T) {
 	uid := hexOf(f.account(t, "authz@example.com"))
 	s := f.login(t, "authz@example.com")
 	seed := hexOf(s.SessionToken)
-	cred := client.TokenCredentials(keywrap.TypeSessionToken, s.SessionToken)
+	cred := client.TokenCredentials(protocol.SessionToken, s.SessionToken)
 	paths := []struct{ method, path string }{
 		{"GET", "/admin/v1/accounts?email=" + hexOf([]byte("authz@example.com"))},
 		{"GET", "/admin/v1/accounts/" + uid},
@@ -407,7 +407,7 @@ func TestAuditHoldsNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets := map[string][]byte{"kA": acct.KA, "wrapKb": acct.WrapKb, "verifier": acct.SRPVerifier, "email code": acct.EmailCode}
-	addToken := func(name, typ string, seed []byte) {
+	addToken := func(name string, typ protocol.TokenType, seed []byte) {
 		cred := client.TokenCredentials(typ, seed)
 		secrets[name+" seed"], secrets[name+" authKey"], secrets[name+" bundleKey"] = seed, cred.Key, cred.BundleKey
 	}
@@ -415,9 +415,9 @@ func TestAuditHoldsNoSecrets(t *testing.T) {
 		t.Fatal("wrong password accepted")
 	}
 	a, b := f.login(t, "secret@example.com"), f.login(t, "secret@example.com")
-	addToken("session A", keywrap.TypeSessionToken, a.SessionToken)
-	addToken("session B", keywrap.TypeSessionToken, b.SessionToken)
-	addToken("keyFetch B", keywrap.TypeKeyFetchToken, b.KeyFetchToken)
+	addToken("session A", protocol.SessionToken, a.SessionToken)
+	addToken("session B", protocol.SessionToken, b.SessionToken)
+	addToken("keyFetch B", protocol.KeyFetchToken, b.KeyFetchToken)
 	keys, err := f.c.Keys(ctx, a.KeyFetchToken, a.UnwrapBKey)
 	if err != nil {
 		t.Fatal(err)

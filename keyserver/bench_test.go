@@ -17,8 +17,8 @@ import (
 	"github.com/keyserver/keyserver/hawk"
 	"github.com/keyserver/keyserver/keyserver"
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/srp"
-	"github.com/keyserver/keyserver/store"
 	"github.com/keyserver/keyserver/store/sqlstore"
 	"github.com/keyserver/keyserver/store/sqlstore/pgtest"
 )
@@ -66,7 +66,7 @@ func randBytes(n int) []byte {
 
 // sign builds a request, Hawk-signed with the token of type typ made from
 // seed when seed is non-nil.
-func (f *signInFixture) sign(method, path string, body any, typ store.TokenType, seed []byte) *http.Request {
+func (f *signInFixture) sign(method, path string, body any, typ protocol.TokenType, seed []byte) *http.Request {
 	var raw []byte
 	if body != nil {
 		raw, _ = json.Marshal(body)
@@ -165,15 +165,15 @@ func benchSignIn(b *testing.B, f *signInFixture) {
 			b.Fatal(err)
 		}
 		var sess struct{ Bundle string }
-		signed := f.sign("POST", "/v1/session/create", nil, store.AuthToken, authSeed)
+		signed := f.sign("POST", "/v1/session/create", nil, protocol.AuthToken, authSeed)
 		timed(func() { f.serve(b, signed, &sess) })
-		_, _, authBundleKey := keywrap.DeriveToken(string(store.AuthToken), authSeed)
+		_, _, authBundleKey := keywrap.DeriveToken(string(protocol.AuthToken), authSeed)
 		seeds, err := keywrap.Unbundle(authBundleKey, keywrap.ContextSessionCreate, unhex(b, sess.Bundle))
 		if err != nil {
 			b.Fatal(err)
 		}
 		var keys struct{ Bundle string }
-		signed = f.sign("GET", "/v1/account/keys", nil, store.KeyFetchToken, seeds[:32])
+		signed = f.sign("GET", "/v1/account/keys", nil, protocol.KeyFetchToken, seeds[:32])
 		timed(func() { f.serve(b, signed, &keys) })
 	}
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
@@ -209,7 +209,7 @@ func BenchmarkSignInCrypto(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, typ := range []store.TokenType{store.AuthToken, store.KeyFetchToken, store.SessionToken} {
+		for _, typ := range []protocol.TokenType{protocol.AuthToken, protocol.KeyFetchToken, protocol.SessionToken} {
 			keywrap.DeriveToken(string(typ), seeds[1])
 		}
 		keywrap.Bundle(K, keywrap.ContextAuthFinish, payload[:32])

@@ -18,6 +18,7 @@ import (
 	"github.com/keyserver/keyserver/certs"
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/keyserver"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 	"github.com/keyserver/keyserver/store/sqlstore"
 )
@@ -350,7 +351,7 @@ func benchmarkCertificateEndpoint(b *testing.B, alg string) {
 	var out struct{ Cert string }
 	b.ResetTimer()
 	for b.Loop() {
-		f.serve(b, f.sign("POST", "/v1/certificate/sign", body, store.SessionToken, sess.SessionToken), &out)
+		f.serve(b, f.sign("POST", "/v1/certificate/sign", body, protocol.SessionToken, sess.SessionToken), &out)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
 }

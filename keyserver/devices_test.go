@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/keyserver"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -313,7 +314,7 @@ func TestResetDeletesDevices(t *testing.T) {
 		if ds, _ := f.st.Devices(ctx, uidX); len(ds) != 0 {
 			t.Fatalf("%s: %d devices left", what, len(ds))
 		}
-		for _, typ := range store.TokenTypes {
+		for _, typ := range protocol.TokenTypes {
 			if n, _ := f.st.CountTokens(ctx, uidX, typ); n != 0 {
 				t.Fatalf("%s: %d %s left", what, n, typ)
 			}
@@ -321,7 +322,7 @@ func TestResetDeletesDevices(t *testing.T) {
 		if ds, _ := f.st.Devices(ctx, uidY); len(ds) != 1 {
 			t.Fatalf("%s: other account has %d devices", what, len(ds))
 		}
-		if n, _ := f.st.CountTokens(ctx, uidY, store.SessionToken); n != 1 {
+		if n, _ := f.st.CountTokens(ctx, uidY, protocol.SessionToken); n != 1 {
 			t.Fatalf("%s: other account has %d sessions", what, n)
 		}
 		if _, err := f.c.Devices(ctx, y.SessionToken); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/keyserver"
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 	"github.com/keyserver/keyserver/store/sqlstore"
 )
@@ -142,7 +143,7 @@ func (f *apiFixture) device(t *testing.T, s *client.Session, name, typ string) *
 // returns the status and the decoded JSON answer.
 func (f *apiFixture) raw(t *testing.T, method, path, body string, session []byte) (int, map[string]any) {
 	t.Helper()
-	req := &client.RawRequest{Method: method, Path: path, Cred: client.TokenCredentials(keywrap.TypeSessionToken, session)}
+	req := &client.RawRequest{Method: method, Path: path, Cred: client.TokenCredentials(protocol.SessionToken, session)}
 	if body != "" {
 		req.Body, req.ContentType = []byte(body), "application/json"
 	}

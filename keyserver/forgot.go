@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -82,13 +83,13 @@ func (s *Server) forgotSendCode(req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	seed, tok, err := s.newToken(store.ForgotPasswordToken, a.UID)
+	seed, tok, err := s.newToken(protocol.ForgotPasswordToken, a.UID)
 	if err != nil {
 		return nil, err
 	}
 	tok.Seed, tok.Code, tok.Tries, tok.ExpiresAt = seed, code, forgotTries, tok.CreatedAt.Add(forgotTTL)
 	err = s.store.WithTx(ctx, func(q store.Queries) error {
-		if err := q.DeleteAccountTokens(ctx, a.UID, store.ForgotPasswordToken); err != nil {
+		if err := q.DeleteAccountTokens(ctx, a.UID, protocol.ForgotPasswordToken); err != nil {
 			return err
 		}
 		return q.CreateToken(ctx, tok)
@@ -98,7 +99,7 @@ func (s *Server) forgotSendCode(req *request) (any, error) {
 	}
 	if err := s.cfg.Mailer.Send(ctx, forgotPasswordMail(a.Email, code)); err != nil {
 		// The token is useless without its code: take it back.
-		if derr := s.store.DeleteToken(context.WithoutCancel(ctx), store.ForgotPasswordToken, tok.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+		if derr := s.store.DeleteToken(context.WithoutCancel(ctx), protocol.ForgotPasswordToken, tok.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
 			s.log.ErrorContext(ctx, "forgot-password token of a failed mail not deleted", "uid", hexString(a.UID), "err", derr)
 		}
 		return nil, errUnavailable(fmt.Errorf("forgot-password mail not sent: %w", err))
@@ -151,20 +152,20 @@ func (s *Server) forgotVerifyCode(req *request) (any, error) {
 	if !equalSecret([]byte(code), []byte(tok.Code)) {
 		return nil, s.auditFailure(ctx, ev, s.wrongForgotCode(ctx, tok))
 	}
-	seed, art, err := s.newToken(store.AccountResetToken, a.UID)
+	seed, art, err := s.newToken(protocol.AccountResetToken, a.UID)
 	if err != nil {
 		return nil, err
 	}
 	err = s.store.WithTx(ctx, func(q store.Queries) error {
 		// Atomic with a concurrent wrong try: only a token that still
 		// exists with tries left is traded.
-		used, err := q.ConsumeToken(ctx, store.ForgotPasswordToken, tok.ID)
+		used, err := q.ConsumeToken(ctx, protocol.ForgotPasswordToken, tok.ID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && used.Tries <= 0) {
 			return errInvalidToken()
 		} else if err != nil {
 			return err
 		}
-		if err := q.DeleteAccountTokens(ctx, a.UID, store.AccountResetToken); err != nil {
+		if err := q.DeleteAccountTokens(ctx, a.UID, protocol.AccountResetToken); err != nil {
 			return err
 		}
 		if err := q.CreateToken(ctx, art); err != nil {
@@ -189,7 +190,7 @@ func (s *Server) wrongForgotCode(ctx context.Context, tok *store.Token) error {
 		if left, err = q.DecrementTries(ctx, tok.ID); err != nil || left > 0 {
 			return err
 		}
-		return q.DeleteToken(ctx, store.ForgotPasswordToken, tok.ID)
+		return q.DeleteToken(ctx, protocol.ForgotPasswordToken, tok.ID)
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return errInvalidToken()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/keyserver"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 	"github.com/keyserver/keyserver/store/sqlstore"
 )
@@ -248,7 +249,7 @@ func TestForgotTriesExpiryAndErrors(t *testing.T) {
 		}
 		_, err = f.c.ForgotVerifyCode(ctx, ft, code)
 		wantErrno(t, "the right code after the last try", err, 110)
-		if n, _ := f.st.CountTokens(ctx, uid, store.ForgotPasswordToken); n != 0 {
+		if n, _ := f.st.CountTokens(ctx, uid, protocol.ForgotPasswordToken); n != 0 {
 			t.Fatalf("%d forgot tokens left", n)
 		}
 	})
@@ -328,7 +329,7 @@ func TestMailFailures(t *testing.T) {
 	mb.fail(true)
 	_, err := f.c.ForgotSendCode(ctx, email)
 	want503("send_code", err)
-	if n, err := f.st.CountTokens(ctx, uid, store.ForgotPasswordToken); err != nil || n != 0 {
+	if n, err := f.st.CountTokens(ctx, uid, protocol.ForgotPasswordToken); err != nil || n != 0 {
 		t.Fatalf("%d forgot tokens after a failed send_code, want 0 (%v)", n, err)
 	}
 	mb.fail(false)
@@ -468,7 +469,7 @@ func TestNoMailerOutsideDev(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Status != 503 || ce.Errno != 201 {
 		t.Fatalf("send_code: %v, want 503/201", err)
 	}
-	if n, _ := f.st.CountTokens(ctx, uid, store.ForgotPasswordToken); n != 0 {
+	if n, _ := f.st.CountTokens(ctx, uid, protocol.ForgotPasswordToken); n != 0 {
 		t.Fatalf("%d forgot tokens", n)
 	}
 	if l := f.logs.String(); strings.Contains(l, "X-Verify-Code") || strings.Contains(l, "X-Recovery-Code") || strings.Contains(l, "development mailer") {
@@ -482,15 +483,15 @@ type failForgotDelete struct{ store.Store }
 
 type failForgotDeleteQ struct{ store.Queries }
 
-func (s failForgotDelete) DeleteToken(ctx context.Context, typ store.TokenType, id []byte) error {
-	if typ == store.ForgotPasswordToken {
+func (s failForgotDelete) DeleteToken(ctx context.Context, typ protocol.TokenType, id []byte) error {
+	if typ == protocol.ForgotPasswordToken {
 		return errCrash
 	}
 	return s.Store.DeleteToken(ctx, typ, id)
 }
 
-func (q failForgotDeleteQ) DeleteToken(ctx context.Context, typ store.TokenType, id []byte) error {
-	if typ == store.ForgotPasswordToken {
+func (q failForgotDeleteQ) DeleteToken(ctx context.Context, typ protocol.TokenType, id []byte) error {
+	if typ == protocol.ForgotPasswordToken {
 		return errCrash
 	}
 	return q.Queries.DeleteToken(ctx, typ, id)

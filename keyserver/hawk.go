@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyserver/keyserver/hawk"
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -52,7 +53,7 @@ func (s *Server) open(fn handlerFunc) http.Handler {
 // hawkAuth serves an endpoint authenticated with a token of type typ (spec
 // 5 and 6.1): length checks, Hawk verification, consumption of consuming
 // tokens, then the disabled-account check, in that order (spec 1.6).
-func (s *Server) hawkAuth(typ store.TokenType, consume bool, fn handlerFunc) http.Handler {
+func (s *Server) hawkAuth(typ protocol.TokenType, consume bool, fn handlerFunc) http.Handler {
 	return s.api(func(w http.ResponseWriter, r *http.Request) (any, error) {
 		body, err := s.readBody(r)
 		if err != nil {
@@ -78,7 +79,7 @@ func (s *Server) hawkAuth(typ store.TokenType, consume bool, fn handlerFunc) htt
 		if acct.Disabled {
 			return nil, errDisabled()
 		}
-		if typ == store.SessionToken { // last access of its device (spec 6.5)
+		if typ == protocol.SessionToken { // last access of its device (spec 6.5)
 			if err := s.devices.Touch(ctx, tok.ID); err != nil {
 				return nil, err
 			}
@@ -92,7 +93,7 @@ func (s *Server) hawkAuth(typ store.TokenType, consume bool, fn handlerFunc) htt
 // Hawk failure (replay, token already consumed) rolls everything back; a
 // client error of the handler (4xx, e.g. 104) still commits the consumption
 // (D2); a server error rolls back, so an outage does not burn the token.
-func (s *Server) consumeAndServe(w http.ResponseWriter, r *http.Request, body []byte, typ store.TokenType,
+func (s *Server) consumeAndServe(w http.ResponseWriter, r *http.Request, body []byte, typ protocol.TokenType,
 	tok *store.Token, h *hawk.Header, fn handlerFunc) (any, error) {
 	ctx := r.Context()
 	var res any
@@ -130,7 +131,7 @@ func (s *Server) consumeAndServe(w http.ResponseWriter, r *http.Request, body []
 
 // verifyHawk checks the Authorization header of r against a live token of
 // type typ, in the order of spec 5 (D9), up to the replay check (useNonce).
-func (s *Server) verifyHawk(w http.ResponseWriter, r *http.Request, typ store.TokenType, body []byte) (*store.Token, *hawk.Header, error) {
+func (s *Server) verifyHawk(w http.ResponseWriter, r *http.Request, typ protocol.TokenType, body []byte) (*store.Token, *hawk.Header, error) {
 	values := r.Header.Values("Authorization")
 	if len(values) != 1 {
 		return nil, nil, errInvalidSignature()
@@ -198,7 +199,7 @@ func requestTarget(r *http.Request) string {
 }
 
 // newToken makes a token of type typ for uid from a fresh random seed.
-func (s *Server) newToken(typ store.TokenType, uid []byte) (seed []byte, tok *store.Token, err error) {
+func (s *Server) newToken(typ protocol.TokenType, uid []byte) (seed []byte, tok *store.Token, err error) {
 	seed, err = s.random(32)
 	if err != nil {
 		return nil, nil, err
@@ -206,7 +207,7 @@ func (s *Server) newToken(typ store.TokenType, uid []byte) (seed []byte, tok *st
 	return seed, tokenFromSeed(typ, uid, seed, s.now()), nil
 }
 
-func tokenFromSeed(typ store.TokenType, uid, seed []byte, now time.Time) *store.Token {
+func tokenFromSeed(typ protocol.TokenType, uid, seed []byte, now time.Time) *store.Token {
 	id, authKey, bundleKey := keywrap.DeriveToken(string(typ), seed)
 	return &store.Token{ID: id, Type: typ, UID: uid, AuthKey: authKey, BundleKey: bundleKey, CreatedAt: now}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -74,7 +75,7 @@ func (s *Server) accountRecover(req *request) (any, error) {
 	if fold(vouched) != fold(email) {
 		return nil, s.auditFailure(ctx, ev, invalid(errors.New("the assertion is for another email")))
 	}
-	seed, art, err := s.newToken(store.AccountResetToken, nil)
+	seed, art, err := s.newToken(protocol.AccountResetToken, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +101,7 @@ func (s *Server) accountRecover(req *request) (any, error) {
 		if a.Email != email {
 			return errIncorrectEmailCase(hexString([]byte(a.Email)))
 		}
-		if err := q.DeleteAccountTokens(ctx, a.UID, store.ForgotPasswordToken, store.AccountResetToken); err != nil {
+		if err := q.DeleteAccountTokens(ctx, a.UID, protocol.ForgotPasswordToken, protocol.AccountResetToken); err != nil {
 			return err
 		}
 		art.UID = a.UID

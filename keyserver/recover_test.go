@@ -11,6 +11,7 @@ import (
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/internal/testidp"
 	"github.com/keyserver/keyserver/keyserver"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/recovery"
 	"github.com/keyserver/keyserver/store"
 )
@@ -34,7 +35,7 @@ func newRecoveryFixture(t *testing.T, idp *testidp.IdP) (*apiFixture, *mailbox) 
 // snapshot is what must not change when a recovery fails.
 type snapshot struct {
 	account *store.Account
-	tokens  map[store.TokenType]int
+	tokens  map[protocol.TokenType]int
 }
 
 func takeSnapshot(t *testing.T, f *apiFixture, uid []byte) snapshot {
@@ -43,8 +44,8 @@ func takeSnapshot(t *testing.T, f *apiFixture, uid []byte) snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := snapshot{account: a, tokens: map[store.TokenType]int{}}
-	for _, typ := range store.TokenTypes {
+	s := snapshot{account: a, tokens: map[protocol.TokenType]int{}}
+	for _, typ := range protocol.TokenTypes {
 		if s.tokens[typ], err = f.st.CountTokens(t.Context(), uid, typ); err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +159,7 @@ func TestRecoverByIDToken(t *testing.T) {
 	_, _, err = f.c.Recover(ctx, email, good)
 	wantErrno(t, "replay", err, 126)
 
-	if n, _ := f.st.CountTokens(ctx, uid, store.ForgotPasswordToken); n != 0 {
+	if n, _ := f.st.CountTokens(ctx, uid, protocol.ForgotPasswordToken); n != 0 {
 		t.Fatal("the forgotPasswordToken survived the recovery")
 	}
 	err = f.c.ResetAccount(ctx, oldReset, email, "x", nil)

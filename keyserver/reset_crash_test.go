@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/keyserver"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 	"github.com/keyserver/keyserver/store/sqlstore"
 	"github.com/keyserver/keyserver/store/sqlstore/pgtest"
@@ -77,7 +78,7 @@ func (q crashQueries) SetCredentials(ctx context.Context, uid []byte, c *store.C
 	return q.Queries.SetCredentials(ctx, uid, c)
 }
 
-func (q crashQueries) ConsumeToken(ctx context.Context, typ store.TokenType, id []byte) (*store.Token, error) {
+func (q crashQueries) ConsumeToken(ctx context.Context, typ protocol.TokenType, id []byte) (*store.Token, error) {
 	if err := q.s.write(); err != nil {
 		return nil, err
 	}
@@ -91,14 +92,14 @@ func (q crashQueries) CreateToken(ctx context.Context, t *store.Token) error {
 	return q.Queries.CreateToken(ctx, t)
 }
 
-func (q crashQueries) DeleteToken(ctx context.Context, typ store.TokenType, id []byte) error {
+func (q crashQueries) DeleteToken(ctx context.Context, typ protocol.TokenType, id []byte) error {
 	if err := q.s.write(); err != nil {
 		return err
 	}
 	return q.Queries.DeleteToken(ctx, typ, id)
 }
 
-func (q crashQueries) DeleteAccountTokens(ctx context.Context, uid []byte, types ...store.TokenType) error {
+func (q crashQueries) DeleteAccountTokens(ctx context.Context, uid []byte, types ...protocol.TokenType) error {
 	if err := q.s.write(); err != nil {
 		return err
 	}
@@ -122,7 +123,7 @@ func (q crashQueries) AppendEvent(ctx context.Context, e *store.Event) error {
 // resetState is everything a reset changes.
 type resetState struct {
 	account *store.Account
-	tokens  map[store.TokenType]int
+	tokens  map[protocol.TokenType]int
 	devices int
 	events  int
 }
@@ -134,8 +135,8 @@ func readResetState(t *testing.T, st store.Store, uid []byte) resetState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := resetState{account: a, tokens: map[store.TokenType]int{}}
-	for _, typ := range store.TokenTypes {
+	s := resetState{account: a, tokens: map[protocol.TokenType]int{}}
+	for _, typ := range protocol.TokenTypes {
 		if s.tokens[typ], err = st.CountTokens(ctx, uid, typ); err != nil {
 			t.Fatal(err)
 		}

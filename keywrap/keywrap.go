@@ -18,16 +18,6 @@ func KW(name string) string { return NS + name }
 // KWE returns NS || name || ":" || email (spec 1.1).
 func KWE(name, email string) string { return NS + name + ":" + email }
 
-// Token types of spec 4.1, used as the KW label of DeriveToken.
-const (
-	TypeSRPToken            = "srpToken"
-	TypeAuthToken           = "authToken"
-	TypeSessionToken        = "sessionToken"
-	TypeKeyFetchToken       = "keyFetchToken"
-	TypeAccountResetToken   = "accountResetToken"
-	TypeForgotPasswordToken = "forgotPasswordToken"
-)
-
 // Bundle contexts of spec 4.2.
 const (
 	ContextAuthFinish     = "auth/finish"     // key K; authToken seed

@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // Sentinel errors. Implementations wrap driver errors so that callers only
@@ -30,33 +32,6 @@ var (
 	// succeed.
 	ErrUnavailable = errors.New("store: database unavailable")
 )
-
-// TokenType names a kind of token; the values are the protocol's token type
-// names (spec 4.1), which are also the HKDF info suffixes.
-type TokenType string
-
-// Token types of spec 4.1.
-const (
-	SRPToken            TokenType = "srpToken"
-	AuthToken           TokenType = "authToken"
-	SessionToken        TokenType = "sessionToken"
-	KeyFetchToken       TokenType = "keyFetchToken"
-	AccountResetToken   TokenType = "accountResetToken"
-	ForgotPasswordToken TokenType = "forgotPasswordToken"
-)
-
-// TokenTypes lists every token type, in the order of spec 4.1.
-var TokenTypes = []TokenType{SRPToken, AuthToken, SessionToken, KeyFetchToken, AccountResetToken, ForgotPasswordToken}
-
-// Valid reports whether t is one of the protocol's token types.
-func (t TokenType) Valid() bool {
-	for _, v := range TokenTypes {
-		if t == v {
-			return true
-		}
-	}
-	return false
-}
 
 // Stretching holds the client's password-stretching parameters (spec 2). The
 // numbers are fixed by the protocol but stored as received so that
@@ -105,7 +80,7 @@ type Credentials struct {
 // only and are zero otherwise.
 type Token struct {
 	ID        []byte // tokenId, 32 bytes
-	Type      TokenType
+	Type      protocol.TokenType
 	UID       []byte
 	AuthKey   []byte // Hawk key, 32 bytes
 	BundleKey []byte // 32 bytes; for a srpToken this is the SRP secret b
@@ -204,18 +179,18 @@ type Queries interface {
 	CreateToken(ctx context.Context, t *Token) error
 	// Token returns the token of type typ with this id; ErrNotFound when
 	// there is none of that type (expiry is the caller's to check).
-	Token(ctx context.Context, typ TokenType, id []byte) (*Token, error)
+	Token(ctx context.Context, typ protocol.TokenType, id []byte) (*Token, error)
 	// ConsumeToken atomically deletes and returns the token. Of concurrent
 	// consumers of one token exactly one gets it; the others get ErrNotFound.
-	ConsumeToken(ctx context.Context, typ TokenType, id []byte) (*Token, error)
+	ConsumeToken(ctx context.Context, typ protocol.TokenType, id []byte) (*Token, error)
 	// DeleteToken deletes one token (and, for a session, its device and
 	// keyFetchTokens). ErrNotFound when absent.
-	DeleteToken(ctx context.Context, typ TokenType, id []byte) error
+	DeleteToken(ctx context.Context, typ protocol.TokenType, id []byte) error
 	// DeleteAccountTokens deletes the account's tokens of the given types,
 	// or of every type when none is given.
-	DeleteAccountTokens(ctx context.Context, uid []byte, types ...TokenType) error
+	DeleteAccountTokens(ctx context.Context, uid []byte, types ...protocol.TokenType) error
 	// CountTokens counts the account's tokens of one type.
-	CountTokens(ctx context.Context, uid []byte, typ TokenType) (int, error)
+	CountTokens(ctx context.Context, uid []byte, typ protocol.TokenType) (int, error)
 	// DecrementTries atomically takes one try from a forgotPasswordToken and
 	// returns the tries left; ErrNotFound when it no longer exists or has
 	// none left.

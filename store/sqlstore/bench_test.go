@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -21,11 +22,11 @@ func BenchmarkSignInHotPath(b *testing.B) {
 				b.Fatal(err)
 			}
 			for b.Loop() {
-				tok := &store.Token{ID: rnd(32), Type: store.AuthToken, UID: a.UID, AuthKey: rnd(32), BundleKey: rnd(32), CreatedAt: time.Now()}
+				tok := &store.Token{ID: rnd(32), Type: protocol.AuthToken, UID: a.UID, AuthKey: rnd(32), BundleKey: rnd(32), CreatedAt: time.Now()}
 				if err := s.CreateToken(ctx, tok); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := s.ConsumeToken(ctx, store.AuthToken, tok.ID); err != nil {
+				if _, err := s.ConsumeToken(ctx, protocol.AuthToken, tok.ID); err != nil {
 					b.Fatal(err)
 				}
 				if _, err := s.AccountByUID(ctx, a.UID); err != nil {

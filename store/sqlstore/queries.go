@@ -12,6 +12,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -297,7 +298,7 @@ func scanToken(r scanner) (*store.Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.Type, t.CreatedAt, t.ExpiresAt, t.Code = store.TokenType(typ), fromMS(created), fromNullMS(expires), code.String
+	t.Type, t.CreatedAt, t.ExpiresAt, t.Code = protocol.TokenType(typ), fromMS(created), fromNullMS(expires), code.String
 	return &t, nil
 }
 
@@ -310,7 +311,7 @@ func (q *queries) CreateToken(ctx context.Context, t *store.Token) error {
 	return nil
 }
 
-func (q *queries) Token(ctx context.Context, typ store.TokenType, id []byte) (*store.Token, error) {
+func (q *queries) Token(ctx context.Context, typ protocol.TokenType, id []byte) (*store.Token, error) {
 	t, err := scanToken(q.row(ctx, "SELECT "+tokenCols+" FROM tokens WHERE type = ? AND token_id = ?", string(typ), id))
 	if err != nil {
 		return nil, q.fail("token", err)
@@ -320,7 +321,7 @@ func (q *queries) Token(ctx context.Context, typ store.TokenType, id []byte) (*s
 
 // ConsumeToken deletes and returns in one statement: of concurrent consumers
 // only the one whose DELETE removed the row gets it back.
-func (q *queries) ConsumeToken(ctx context.Context, typ store.TokenType, id []byte) (*store.Token, error) {
+func (q *queries) ConsumeToken(ctx context.Context, typ protocol.TokenType, id []byte) (*store.Token, error) {
 	t, err := scanToken(q.row(ctx, "DELETE FROM tokens WHERE type = ? AND token_id = ? RETURNING "+tokenCols, string(typ), id))
 	if err != nil {
 		return nil, q.fail("consume token", err)
@@ -328,11 +329,11 @@ func (q *queries) ConsumeToken(ctx context.Context, typ store.TokenType, id []by
 	return t, nil
 }
 
-func (q *queries) DeleteToken(ctx context.Context, typ store.TokenType, id []byte) error {
+func (q *queries) DeleteToken(ctx context.Context, typ protocol.TokenType, id []byte) error {
 	return q.mustAffect(ctx, "delete token", "DELETE FROM tokens WHERE type = ? AND token_id = ?", string(typ), id)
 }
 
-func (q *queries) DeleteAccountTokens(ctx context.Context, uid []byte, types ...store.TokenType) error {
+func (q *queries) DeleteAccountTokens(ctx context.Context, uid []byte, types ...protocol.TokenType) error {
 	query := "DELETE FROM tokens WHERE uid = ?"
 	args := []any{uid}
 	if len(types) > 0 {
@@ -347,7 +348,7 @@ func (q *queries) DeleteAccountTokens(ctx context.Context, uid []byte, types ...
 	return nil
 }
 
-func (q *queries) CountTokens(ctx context.Context, uid []byte, typ store.TokenType) (int, error) {
+func (q *queries) CountTokens(ctx context.Context, uid []byte, typ protocol.TokenType) (int, error) {
 	var n int
 	if err := q.row(ctx, "SELECT COUNT(*) FROM tokens WHERE uid = ? AND type = ?", uid, string(typ)).Scan(&n); err != nil {
 		return 0, q.fail("count tokens", err)
@@ -358,7 +359,7 @@ func (q *queries) CountTokens(ctx context.Context, uid []byte, typ store.TokenTy
 func (q *queries) DecrementTries(ctx context.Context, id []byte) (int, error) {
 	var n int
 	err := q.row(ctx, "UPDATE tokens SET tries = tries - 1 WHERE type = ? AND token_id = ? AND tries > 0 RETURNING tries",
-		string(store.ForgotPasswordToken), id).Scan(&n)
+		string(protocol.ForgotPasswordToken), id).Scan(&n)
 	if err != nil {
 		return 0, q.fail("decrement tries", err)
 	}

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql/driver"
 	"errors"
-	"github.com/lib/pq"
-	"github.com/lib/pq/pqerror"
 	"io"
 	"net"
 	"net/url"
@@ -16,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
+
 	"github.com/keyserver/keyserver/migrations"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 	"github.com/keyserver/keyserver/store/sqlstore/pgtest"
 	"github.com/keyserver/keyserver/store/storetest"
@@ -187,12 +189,12 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("unique violation: %v; want ErrConflict naming no value", err)
 			}
 
-			tok := &store.Token{ID: rnd(32), Type: store.AuthToken, UID: a.UID, AuthKey: rnd(32), BundleKey: rnd(32)}
+			tok := &store.Token{ID: rnd(32), Type: protocol.AuthToken, UID: a.UID, AuthKey: rnd(32), BundleKey: rnd(32)}
 			if err := s.CreateToken(ctx, tok); err != nil {
 				t.Fatal(err)
 			}
 			same := *tok
-			same.Type = store.SessionToken
+			same.Type = protocol.SessionToken
 			if err := s.CreateToken(ctx, &same); !errors.Is(err, store.ErrConflict) {
 				t.Errorf("primary-key violation: %v; want ErrConflict", err)
 			}
@@ -258,7 +260,7 @@ func TestPostgresDownAndUp(t *testing.T) {
 		t.Errorf("AccountByUID while down: %v; want a connection error", err)
 	}
 	// Token has never been prepared: preparing it fails the same way.
-	if _, err := s.Token(pingCtx, store.AuthToken, rnd(32)); !errors.As(err, new(*net.OpError)) {
+	if _, err := s.Token(pingCtx, protocol.AuthToken, rnd(32)); !errors.As(err, new(*net.OpError)) {
 		t.Errorf("Token while down: %v; want a connection error", err)
 	}
 
@@ -373,7 +375,7 @@ func TestStmtCache(t *testing.T) {
 						if _, err := q.AccountByUID(ctx, rnd(16)); !errors.Is(err, store.ErrNotFound) {
 							return err
 						}
-						if _, err := q.Token(ctx, store.AuthToken, rnd(32)); !errors.Is(err, store.ErrNotFound) {
+						if _, err := q.Token(ctx, protocol.AuthToken, rnd(32)); !errors.Is(err, store.ErrNotFound) {
 							return err
 						}
 					}
@@ -385,7 +387,7 @@ func TestStmtCache(t *testing.T) {
 				}
 				prepared(2) // and cached after it
 			}
-			if _, err := s.Token(ctx, store.AuthToken, rnd(32)); !errors.Is(err, store.ErrNotFound) {
+			if _, err := s.Token(ctx, protocol.AuthToken, rnd(32)); !errors.Is(err, store.ErrNotFound) {
 				t.Fatal(err)
 			}
 			prepared(2)

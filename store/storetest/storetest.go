@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -85,7 +86,7 @@ func newAccount(email string) *store.Account {
 	}
 }
 
-func newToken(typ store.TokenType, uid []byte) *store.Token {
+func newToken(typ protocol.TokenType, uid []byte) *store.Token {
 	return &store.Token{ID: rnd(32), Type: typ, UID: uid, AuthKey: rnd(32), BundleKey: rnd(32), CreatedAt: t0}
 }
 
@@ -160,7 +161,7 @@ func sameRecord[T any](t *testing.T, got, want *T) {
 	}
 }
 
-func countTokens(t *testing.T, q store.Queries, uid []byte, typ store.TokenType) int {
+func countTokens(t *testing.T, q store.Queries, uid []byte, typ protocol.TokenType) int {
 	t.Helper()
 	n, err := q.CountTokens(t.Context(), uid, typ)
 	if err != nil {
@@ -281,11 +282,11 @@ func testDeleteAccountCascades(t *testing.T, s store.Store) {
 	}
 	populate := func(acct *store.Account) owned {
 		var o owned
-		o.session = mustToken(t, s, newToken(store.SessionToken, acct.UID))
-		o.keyFetch = newToken(store.KeyFetchToken, acct.UID)
+		o.session = mustToken(t, s, newToken(protocol.SessionToken, acct.UID))
+		o.keyFetch = newToken(protocol.KeyFetchToken, acct.UID)
 		o.keyFetch.SessionID = o.session.ID
 		mustToken(t, s, o.keyFetch)
-		o.auth = mustToken(t, s, newToken(store.AuthToken, acct.UID))
+		o.auth = mustToken(t, s, newToken(protocol.AuthToken, acct.UID))
 		o.device = mustDevice(t, s, newDevice(acct.UID, o.session.ID))
 		o.event = mustEvent(t, s, newEvent(acct.UID, t0))
 		return o
@@ -338,17 +339,17 @@ func testDeleteAccountCascades(t *testing.T, s store.Store) {
 // tokenOfEachType returns one token of every type for uid, with the fields
 // that type uses; the keyFetchToken refers to the sessionToken.
 func tokenOfEachType(uid []byte) []*store.Token {
-	srp := newToken(store.SRPToken, uid)
+	srp := newToken(protocol.SRPToken, uid)
 	srp.SRPB = rnd(256)
 	srp.ExpiresAt = t0.Add(time.Minute)
-	session := newToken(store.SessionToken, uid)
-	keyFetch := newToken(store.KeyFetchToken, uid)
+	session := newToken(protocol.SessionToken, uid)
+	keyFetch := newToken(protocol.KeyFetchToken, uid)
 	keyFetch.SessionID = session.ID
-	forgot := newToken(store.ForgotPasswordToken, uid)
+	forgot := newToken(protocol.ForgotPasswordToken, uid)
 	forgot.Seed, forgot.Code, forgot.Tries = rnd(32), "01234567", 3
 	forgot.ExpiresAt = t0.Add(15 * time.Minute)
-	return []*store.Token{srp, newToken(store.AuthToken, uid), session, keyFetch,
-		newToken(store.AccountResetToken, uid), forgot}
+	return []*store.Token{srp, newToken(protocol.AuthToken, uid), session, keyFetch,
+		newToken(protocol.AccountResetToken, uid), forgot}
 }
 
 func testTokens(t *testing.T, s store.Store) {
@@ -372,14 +373,14 @@ func testTokens(t *testing.T, s store.Store) {
 			t.Errorf("CountTokens(%s) = %d, want 1", tok.Type, n)
 		}
 	}
-	mustToken(t, s, newToken(store.SessionToken, a.UID))
-	if n := countTokens(t, s, a.UID, store.SessionToken); n != 2 {
+	mustToken(t, s, newToken(protocol.SessionToken, a.UID))
+	if n := countTokens(t, s, a.UID, protocol.SessionToken); n != 2 {
 		t.Errorf("CountTokens(sessionToken) = %d, want 2", n)
 	}
-	if n := countTokens(t, s, rnd(16), store.SessionToken); n != 0 {
+	if n := countTokens(t, s, rnd(16), protocol.SessionToken); n != 0 {
 		t.Errorf("CountTokens(unknown uid) = %d, want 0", n)
 	}
-	_, err := s.Token(ctx, store.SessionToken, rnd(32))
+	_, err := s.Token(ctx, protocol.SessionToken, rnd(32))
 	wantErr(t, "Token(unknown)", err, store.ErrNotFound)
 }
 
@@ -389,16 +390,16 @@ func testConsumeToken(t *testing.T, s store.Store) {
 	forgot := tokenOfEachType(a.UID)[5]
 	mustToken(t, s, forgot)
 
-	_, err := s.ConsumeToken(ctx, store.AuthToken, forgot.ID)
+	_, err := s.ConsumeToken(ctx, protocol.AuthToken, forgot.ID)
 	wantErr(t, "ConsumeToken(wrong type)", err, store.ErrNotFound)
-	got, err := s.ConsumeToken(ctx, store.ForgotPasswordToken, forgot.ID)
+	got, err := s.ConsumeToken(ctx, protocol.ForgotPasswordToken, forgot.ID)
 	if err != nil {
 		t.Fatalf("ConsumeToken: %v", err)
 	}
 	sameRecord(t, got, forgot)
-	_, err = s.Token(ctx, store.ForgotPasswordToken, forgot.ID)
+	_, err = s.Token(ctx, protocol.ForgotPasswordToken, forgot.ID)
 	wantErr(t, "Token(consumed)", err, store.ErrNotFound)
-	_, err = s.ConsumeToken(ctx, store.ForgotPasswordToken, forgot.ID)
+	_, err = s.ConsumeToken(ctx, protocol.ForgotPasswordToken, forgot.ID)
 	wantErr(t, "ConsumeToken(consumed)", err, store.ErrNotFound)
 }
 
@@ -406,14 +407,14 @@ func testConsumeTokenConcurrent(t *testing.T, s store.Store) {
 	const n = 16
 	a := mustAccount(t, s, "alice@example.org")
 	for range 3 {
-		tok := mustToken(t, s, newToken(store.AuthToken, a.UID))
+		tok := mustToken(t, s, newToken(protocol.AuthToken, a.UID))
 		var wins atomic.Int32
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for range n {
 			wg.Go(func() {
 				<-start
-				got, err := s.ConsumeToken(t.Context(), store.AuthToken, tok.ID)
+				got, err := s.ConsumeToken(t.Context(), protocol.AuthToken, tok.ID)
 				switch {
 				case err == nil && bytes.Equal(got.ID, tok.ID):
 					wins.Add(1)
@@ -433,21 +434,21 @@ func testConsumeTokenConcurrent(t *testing.T, s store.Store) {
 func testDeleteSessionCascades(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a := mustAccount(t, s, "alice@example.org")
-	s1 := mustToken(t, s, newToken(store.SessionToken, a.UID))
-	s2 := mustToken(t, s, newToken(store.SessionToken, a.UID))
-	k1 := newToken(store.KeyFetchToken, a.UID)
+	s1 := mustToken(t, s, newToken(protocol.SessionToken, a.UID))
+	s2 := mustToken(t, s, newToken(protocol.SessionToken, a.UID))
+	k1 := newToken(protocol.KeyFetchToken, a.UID)
 	k1.SessionID = s1.ID
 	mustToken(t, s, k1)
-	k2 := newToken(store.KeyFetchToken, a.UID)
+	k2 := newToken(protocol.KeyFetchToken, a.UID)
 	k2.SessionID = s2.ID
 	mustToken(t, s, k2)
-	k3 := mustToken(t, s, newToken(store.KeyFetchToken, a.UID)) // no session
+	k3 := mustToken(t, s, newToken(protocol.KeyFetchToken, a.UID)) // no session
 	d1 := mustDevice(t, s, newDevice(a.UID, s1.ID))
 	d2 := mustDevice(t, s, newDevice(a.UID, s2.ID))
 
-	wantErr(t, "DeleteToken(unknown)", s.DeleteToken(ctx, store.SessionToken, rnd(32)), store.ErrNotFound)
-	wantErr(t, "DeleteToken(wrong type)", s.DeleteToken(ctx, store.AuthToken, s1.ID), store.ErrNotFound)
-	if err := s.DeleteToken(ctx, store.SessionToken, s1.ID); err != nil {
+	wantErr(t, "DeleteToken(unknown)", s.DeleteToken(ctx, protocol.SessionToken, rnd(32)), store.ErrNotFound)
+	wantErr(t, "DeleteToken(wrong type)", s.DeleteToken(ctx, protocol.AuthToken, s1.ID), store.ErrNotFound)
+	if err := s.DeleteToken(ctx, protocol.SessionToken, s1.ID); err != nil {
 		t.Fatalf("DeleteToken(session): %v", err)
 	}
 	for _, tok := range []*store.Token{s1, k1} {
@@ -477,18 +478,18 @@ func testDeleteAccountTokens(t *testing.T, s store.Store) {
 	for _, acct := range []*store.Account{a, b} {
 		for _, tok := range tokenOfEachType(acct.UID) {
 			mustToken(t, s, tok)
-			if tok.Type == store.SessionToken {
+			if tok.Type == protocol.SessionToken {
 				mustDevice(t, s, newDevice(acct.UID, tok.ID))
 			}
 		}
 	}
 
-	if err := s.DeleteAccountTokens(ctx, a.UID, store.AccountResetToken, store.ForgotPasswordToken); err != nil {
+	if err := s.DeleteAccountTokens(ctx, a.UID, protocol.AccountResetToken, protocol.ForgotPasswordToken); err != nil {
 		t.Fatalf("DeleteAccountTokens(some types): %v", err)
 	}
-	for _, typ := range store.TokenTypes {
+	for _, typ := range protocol.TokenTypes {
 		want := 1
-		if typ == store.AccountResetToken || typ == store.ForgotPasswordToken {
+		if typ == protocol.AccountResetToken || typ == protocol.ForgotPasswordToken {
 			want = 0
 		}
 		if n := countTokens(t, s, a.UID, typ); n != want {
@@ -499,7 +500,7 @@ func testDeleteAccountTokens(t *testing.T, s store.Store) {
 	if err := s.DeleteAccountTokens(ctx, a.UID); err != nil {
 		t.Fatalf("DeleteAccountTokens(all): %v", err)
 	}
-	for _, typ := range store.TokenTypes {
+	for _, typ := range protocol.TokenTypes {
 		if n := countTokens(t, s, a.UID, typ); n != 0 {
 			t.Errorf("after deleting all, CountTokens(%s) = %d, want 0", typ, n)
 		}
@@ -520,7 +521,7 @@ func testDecrementTries(t *testing.T, s store.Store) {
 	a := mustAccount(t, s, "alice@example.org")
 	forgot := tokenOfEachType(a.UID)[5]
 	mustToken(t, s, forgot)
-	auth := mustToken(t, s, newToken(store.AuthToken, a.UID))
+	auth := mustToken(t, s, newToken(protocol.AuthToken, a.UID))
 
 	for want := 2; want >= 0; want-- {
 		got, err := s.DecrementTries(ctx, forgot.ID)
@@ -530,7 +531,7 @@ func testDecrementTries(t *testing.T, s store.Store) {
 	}
 	_, err := s.DecrementTries(ctx, forgot.ID)
 	wantErr(t, "DecrementTries(no tries left)", err, store.ErrNotFound)
-	got, err := s.Token(ctx, store.ForgotPasswordToken, forgot.ID)
+	got, err := s.Token(ctx, protocol.ForgotPasswordToken, forgot.ID)
 	if err != nil || got.Tries != 0 {
 		t.Errorf("Token after the last try = %+v, %v; want 0 tries", got, err)
 	}
@@ -546,7 +547,7 @@ func testDevices(t *testing.T, s store.Store) {
 	b := mustAccount(t, s, "bob@example.org")
 	sessions := make([]*store.Token, 4)
 	for i := range sessions {
-		sessions[i] = mustToken(t, s, newToken(store.SessionToken, a.UID))
+		sessions[i] = mustToken(t, s, newToken(protocol.SessionToken, a.UID))
 	}
 
 	d := newDevice(a.UID, sessions[0].ID)
@@ -615,7 +616,7 @@ func testDevices(t *testing.T, s store.Store) {
 	if ds, err := s.Devices(ctx, a.UID); err != nil || len(ds) != 0 {
 		t.Errorf("Devices after DeleteDevices = %d, %v; want none", len(ds), err)
 	}
-	if n := countTokens(t, s, a.UID, store.SessionToken); n != len(sessions) {
+	if n := countTokens(t, s, a.UID, protocol.SessionToken); n != len(sessions) {
 		t.Errorf("DeleteDevices deleted sessions: %d left, want %d", n, len(sessions))
 	}
 }
@@ -623,7 +624,7 @@ func testDevices(t *testing.T, s store.Store) {
 func testTouchDevice(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a := mustAccount(t, s, "alice@example.org")
-	d := mustDevice(t, s, newDevice(a.UID, mustToken(t, s, newToken(store.SessionToken, a.UID)).ID))
+	d := mustDevice(t, s, newDevice(a.UID, mustToken(t, s, newToken(protocol.SessionToken, a.UID)).ID))
 	lastAccess := func() time.Time {
 		t.Helper()
 		got, err := s.Device(ctx, a.UID, d.ID)
@@ -721,8 +722,8 @@ type txRows struct {
 
 func writeTxRows(t *testing.T, q store.Queries) *txRows {
 	r := &txRows{account: mustAccount(t, q, "alice@example.org")}
-	r.auth = mustToken(t, q, newToken(store.AuthToken, r.account.UID))
-	r.session = mustToken(t, q, newToken(store.SessionToken, r.account.UID))
+	r.auth = mustToken(t, q, newToken(protocol.AuthToken, r.account.UID))
+	r.session = mustToken(t, q, newToken(protocol.SessionToken, r.account.UID))
 	r.device = mustDevice(t, q, newDevice(r.account.UID, r.session.ID))
 	r.event = mustEvent(t, q, newEvent(r.account.UID, t0))
 	_, r.readBack = q.AccountByUID(t.Context(), r.account.UID)
@@ -749,9 +750,9 @@ func checkTxRows(t *testing.T, s store.Store, r *txRows, committed bool) {
 	check("AccountByUID", err)
 	_, err = s.AccountByEmail(ctx, r.account.NormalizedEmail)
 	check("AccountByEmail", err)
-	_, err = s.Token(ctx, store.AuthToken, r.auth.ID)
+	_, err = s.Token(ctx, protocol.AuthToken, r.auth.ID)
 	check("Token(auth)", err)
-	_, err = s.Token(ctx, store.SessionToken, r.session.ID)
+	_, err = s.Token(ctx, protocol.SessionToken, r.session.ID)
 	check("Token(session)", err)
 	_, err = s.DeviceBySession(ctx, r.session.ID)
 	check("DeviceBySession", err)
@@ -835,7 +836,7 @@ func testTxConcurrentWriters(t *testing.T, s store.Store) {
 					if err := q.CreateAccount(t.Context(), a); err != nil {
 						return err
 					}
-					for _, typ := range []store.TokenType{store.AuthToken, store.SessionToken, store.KeyFetchToken} {
+					for _, typ := range []protocol.TokenType{protocol.AuthToken, protocol.SessionToken, protocol.KeyFetchToken} {
 						if err := q.CreateToken(t.Context(), newToken(typ, a.UID)); err != nil {
 							return err
 						}
@@ -857,7 +858,7 @@ func testTxConcurrentWriters(t *testing.T, s store.Store) {
 	wg.Wait()
 	for _, us := range uids {
 		for _, uid := range us {
-			if n := countTokens(t, s, uid, store.KeyFetchToken); n != 1 {
+			if n := countTokens(t, s, uid, protocol.KeyFetchToken); n != 1 {
 				t.Errorf("account written concurrently has %d keyFetchTokens, want 1", n)
 			}
 		}
@@ -890,9 +891,9 @@ func testTimeRoundTrip(t *testing.T, s store.Store) {
 		t.Errorf("ns-precision time came back as %v, want %v (truncated to ms)", got.Generation, want)
 	}
 
-	withExpiry := newToken(store.SRPToken, a.UID)
+	withExpiry := newToken(protocol.SRPToken, a.UID)
 	withExpiry.ExpiresAt = zoned
-	noExpiry := newToken(store.AuthToken, a.UID)
+	noExpiry := newToken(protocol.AuthToken, a.UID)
 	for _, tok := range []*store.Token{withExpiry, noExpiry} {
 		mustToken(t, s, tok)
 		got, err := s.Token(ctx, tok.Type, tok.ID)
@@ -1017,11 +1018,11 @@ func testPurge(t *testing.T, s store.Store) {
 			t.Fatalf("UseAssertion: %v", err)
 		}
 	}
-	oldSRP := newToken(store.SRPToken, a.UID)
+	oldSRP := newToken(protocol.SRPToken, a.UID)
 	oldSRP.ExpiresAt = expired
-	liveSRP := newToken(store.SRPToken, a.UID)
+	liveSRP := newToken(protocol.SRPToken, a.UID)
 	liveSRP.ExpiresAt = live
-	session := newToken(store.SessionToken, a.UID) // no lifetime
+	session := newToken(protocol.SessionToken, a.UID) // no lifetime
 	for _, tok := range []*store.Token{oldSRP, liveSRP, session} {
 		mustToken(t, s, tok)
 	}
@@ -1042,7 +1043,7 @@ func testPurge(t *testing.T, s store.Store) {
 		t.Errorf("UseAssertion(purged hash): %v", err)
 	}
 	wantErr(t, "UseAssertion(live hash)", s.UseAssertion(ctx, newHash, live), store.ErrConflict)
-	_, err = s.Token(ctx, store.SRPToken, oldSRP.ID)
+	_, err = s.Token(ctx, protocol.SRPToken, oldSRP.ID)
 	wantErr(t, "Token(expired)", err, store.ErrNotFound)
 	for _, tok := range []*store.Token{liveSRP, session} {
 		if _, err := s.Token(ctx, tok.Type, tok.ID); err != nil {
