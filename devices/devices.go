@@ -80,14 +80,13 @@ func New(st store.Store, now func() time.Time, rand io.Reader) *Registry {
 // by one session create exactly one device: the loser of the race sees the
 // winner's device and applies the retry rule to it.
 func (r *Registry) Save(ctx context.Context, uid, sessionID, id []byte, f Fields, record RecordFunc) (*store.Device, error) {
-	if err := f.Validate(); err != nil {
+	if err := f.validate(id == nil); err != nil {
 		return nil, err
 	}
-	if id == nil && f.Name == nil {
-		return nil, &FieldError{Field: "name", Missing: true}
-	}
-	if id == nil && f.Type == nil {
-		return nil, &FieldError{Field: "type", Missing: true}
+	if f.Rest != nil {
+		if err := f.Rest(); err != nil {
+			return nil, err
+		}
 	}
 	for attempt := 0; ; attempt++ {
 		var d *store.Device

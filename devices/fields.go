@@ -19,6 +19,32 @@ type Fields struct {
 	PushCallback  *string
 	PushPublicKey *string
 	PushAuthKey   *string
+	// Rest, when set, is called once the fields are valid and before
+	// anything is written: the caller's check of the rest of its request
+	// (C12: unknown members are reported after every listed one).
+	Rest func() error
+}
+
+// Member is a writable member of a device record, in the order of spec
+// 6.5: its wire name, its rule, and whether a registration needs it.
+type Member struct {
+	Name     string
+	Valid    func(string) bool
+	Required bool
+	field    func(*Fields) **string
+}
+
+// Set gives the member the value v in f.
+func (m Member) Set(f *Fields, v string) { *m.field(f) = &v }
+
+// Members is the one table of device members: the HTTP edge decodes them
+// with it, and Validate applies its rules.
+var Members = []Member{
+	{"name", ValidName, true, func(f *Fields) **string { return &f.Name }},
+	{"type", ValidType, true, func(f *Fields) **string { return &f.Type }},
+	{"pushCallback", ValidPushCallback, false, func(f *Fields) **string { return &f.PushCallback }},
+	{"pushPublicKey", ValidPushPublicKey, false, func(f *Fields) **string { return &f.PushPublicKey }},
+	{"pushAuthKey", ValidPushAuthKey, false, func(f *Fields) **string { return &f.PushAuthKey }},
 }
 
 // FieldError reports a member that breaks the rules of C16 (errno 107), or
@@ -122,21 +148,18 @@ func ValidPushAuthKey(s string) bool {
 // Validate checks every given member in the order of spec 6.5, then that
 // pushPublicKey and pushAuthKey come together: both or neither, both values
 // or both empty. A broken pairing is reported on pushAuthKey.
-func (f Fields) Validate() error {
-	checks := []struct {
-		name  string
-		value *string
-		valid func(string) bool
-	}{
-		{"name", f.Name, ValidName},
-		{"type", f.Type, ValidType},
-		{"pushCallback", f.PushCallback, ValidPushCallback},
-		{"pushPublicKey", f.PushPublicKey, ValidPushPublicKey},
-		{"pushAuthKey", f.PushAuthKey, ValidPushAuthKey},
-	}
-	for _, c := range checks {
-		if c.value != nil && !c.valid(*c.value) {
-			return &FieldError{Field: c.name}
+func (f Fields) Validate() error { return f.validate(false) }
+
+// validate is Validate; for a registration the required members must be
+// given too, each reported in its turn.
+func (f Fields) validate(register bool) error {
+	for _, m := range Members {
+		v := *m.field(&f)
+		switch {
+		case v == nil && register && m.Required:
+			return &FieldError{Field: m.Name, Missing: true}
+		case v != nil && !m.Valid(*v):
+			return &FieldError{Field: m.Name}
 		}
 	}
 	pub, auth := f.PushPublicKey, f.PushAuthKey

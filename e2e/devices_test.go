@@ -98,7 +98,7 @@ func TestDeviceRevocationE2E(t *testing.T) {
 				for _, view := range []*client.Session{a, b} {
 					ds, err := c.Devices(ctx, view.SessionToken)
 					if err != nil || len(ds) != 2 || ds[0].ID != dA.ID || ds[1].ID != dB.ID ||
-						ds[0].IsCurrentDevice != (view == a) || ds[1].IsCurrentDevice != (view == b) {
+						ds[0].Current() != (view == a) || ds[1].Current() != (view == b) {
 						t.Fatalf("devices seen by %x: %v %+v", view.SessionToken[:4], err, ds)
 					}
 				}
@@ -126,7 +126,7 @@ func TestDeviceRevocationE2E(t *testing.T) {
 					t.Fatalf("A's certificate: %v", err)
 				}
 				ds, err := c.Devices(ctx, a.SessionToken)
-				if err != nil || len(ds) != 1 || ds[0].ID != dA.ID || !ds[0].IsCurrentDevice {
+				if err != nil || len(ds) != 1 || ds[0].ID != dA.ID || !ds[0].Current() {
 					t.Fatalf("A's devices: %v %+v", err, ds)
 				}
 
@@ -203,7 +203,7 @@ func TestDeviceRegistrationRaceE2E(t *testing.T) {
 		wantErrno(t, err, 123, "claim another session's device")
 		_, err = c.UpdateDevice(ctx, b.SessionToken, ids[0], client.DeviceFields{})
 		wantErrno(t, err, 123, "claim another session's device by id alone")
-		if ds, err := c.Devices(ctx, a.SessionToken); err != nil || len(ds) != 1 || ds[0].Name != "Phone" || !ds[0].IsCurrentDevice {
+		if ds, err := c.Devices(ctx, a.SessionToken); err != nil || len(ds) != 1 || ds[0].Name != "Phone" || !ds[0].Current() {
 			t.Fatalf("after the claims: %v %+v", err, ds)
 		}
 	})

@@ -1,11 +1,9 @@
 package keyserver
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -16,7 +14,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/keyserver/keyserver/devices"
+	"github.com/keyserver/keyserver/accounts"
 	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
@@ -84,33 +82,13 @@ func (s *Server) adminRoutes() http.Handler {
 	return r
 }
 
-// adminAccountJSON is the account record of spec 10.2: no keys, no
-// verifier, no codes.
-type adminAccountJSON struct {
-	UID          string `json:"uid"`
-	Email        string `json:"email"`
-	Verified     bool   `json:"verified"`
-	Disabled     bool   `json:"disabled"`
-	CreatedAt    int64  `json:"createdAt"`
-	Generation   int64  `json:"generation"`
-	SessionCount int    `json:"sessionCount"`
-	DeviceCount  int    `json:"deviceCount"`
-}
-
-func (s *Server) adminRecord(ctx context.Context, a *store.Account) (*adminAccountJSON, error) {
-	sessions, err := s.store.CountTokens(ctx, a.UID, protocol.SessionToken)
-	if err != nil {
-		return nil, err
-	}
-	ds, err := s.devices.List(ctx, a.UID)
-	if err != nil {
-		return nil, err
-	}
-	return &adminAccountJSON{
+func adminRecordOut(rec *accounts.AccountRecord) *protocol.AdminAccount {
+	a := rec.Account
+	return &protocol.AdminAccount{
 		UID: hexString(a.UID), Email: hexString([]byte(a.Email)), Verified: a.Verified, Disabled: a.Disabled,
 		CreatedAt: a.CreatedAt.UnixMilli(), Generation: a.Generation.UnixMilli(),
-		SessionCount: sessions, DeviceCount: len(ds),
-	}, nil
+		SessionCount: rec.Sessions, DeviceCount: rec.Devices,
+	}
 }
 
 // pathHex32 returns the path parameter name, which must be hex32 (400/107
@@ -125,9 +103,9 @@ func pathHex32(r *http.Request, name string) ([]byte, error) {
 
 // adminTarget checks that the request has no body (an empty one or {})
 // and that the path parameters are hex32 (a deviceId too, before any
-// lookup: spec 1.6), and returns the account named by the uid path
-// parameter (400/102 when there is none).
-func (s *Server) adminTarget(req *request) (*store.Account, error) {
+// lookup: spec 1.6), and returns the uid path parameter. The rules answer
+// 102 when there is no such account.
+func adminTarget(req *request) ([]byte, error) {
 	if err := noBody(req); err != nil {
 		return nil, err
 	}
@@ -140,11 +118,7 @@ func (s *Server) adminTarget(req *request) (*store.Account, error) {
 			return nil, err
 		}
 	}
-	a, err := s.store.AccountByUID(req.r.Context(), uid)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errUnknownAccount()
-	}
-	return a, err
+	return uid, nil
 }
 
 // GET /admin/v1/accounts?email=<hex>: lookup by fold.
@@ -163,58 +137,51 @@ func (s *Server) adminAccounts(req *request) (any, error) {
 	if !valid || !validEmail(email) {
 		return nil, errInvalidParam("email")
 	}
-	ctx := req.r.Context()
-	out := []*adminAccountJSON{}
-	a, err := s.store.AccountByEmail(ctx, fold(string(email)))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
+	recs, err := s.accounts.AdminFind(req.r.Context(), string(email))
+	if err != nil {
 		return nil, err
-	default:
-		rec, err := s.adminRecord(ctx, a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
 	}
-	return map[string][]*adminAccountJSON{"accounts": out}, nil
+	out := []*protocol.AdminAccount{}
+	for _, rec := range recs {
+		out = append(out, adminRecordOut(rec))
+	}
+	return map[string][]*protocol.AdminAccount{"accounts": out}, nil
 }
 
 // GET /admin/v1/accounts/{uid}.
 func (s *Server) adminAccount(req *request) (any, error) {
-	a, err := s.adminTarget(req)
+	uid, err := adminTarget(req)
 	if err != nil {
 		return nil, err
 	}
-	return s.adminRecord(req.r.Context(), a)
+	rec, err := s.accounts.AdminAccount(req.r.Context(), uid)
+	if err != nil {
+		return nil, err
+	}
+	return adminRecordOut(rec), nil
 }
 
 // GET /admin/v1/accounts/{uid}/devices: records without isCurrentDevice.
 func (s *Server) adminDevices(req *request) (any, error) {
-	a, err := s.adminTarget(req)
+	uid, err := adminTarget(req)
 	if err != nil {
 		return nil, err
 	}
-	ds, err := s.devices.List(req.r.Context(), a.UID)
+	ds, err := s.accounts.AdminDevices(req.r.Context(), uid)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]deviceJSON, len(ds))
+	out := make([]protocol.Device, len(ds))
 	for i := range ds {
 		out[i] = deviceOut(&ds[i], nil)
 	}
-	return map[string][]deviceJSON{"devices": out}, nil
-}
-
-// adminEvent is the audit event of an admin action on account uid.
-func adminEvent(action string, uid []byte) event {
-	return event{action: action, uid: uid, actor: store.ActorAdmin}
+	return map[string][]protocol.Device{"devices": out}, nil
 }
 
 // POST /admin/v1/accounts/{uid}/devices/{deviceId}/revoke: as
 // /v1/account/device/destroy.
 func (s *Server) adminRevokeDevice(req *request) (any, error) {
-	a, err := s.adminTarget(req)
+	uid, err := adminTarget(req)
 	if err != nil {
 		return nil, err
 	}
@@ -222,78 +189,28 @@ func (s *Server) adminRevokeDevice(req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx := req.r.Context()
-	_, err = s.devices.Destroy(ctx, a.UID, id, func(q store.Queries, _ devices.Change, d *store.Device) error {
-		e := adminEvent("admin.device.revoke", a.UID)
-		e.deviceID, e.session = d.ID, d.SessionID
-		return s.audit(ctx, q, e)
-	})
-	if err != nil {
-		return nil, deviceError(err)
-	}
-	return emptyObject, nil
+	return emptyObject, s.accounts.AdminRevokeDevice(req.r.Context(), req.caller, uid, id)
 }
 
 // POST /admin/v1/accounts/{uid}/sessions/revoke: every token and device of
 // the account.
 func (s *Server) adminRevokeSessions(req *request) (any, error) {
-	a, err := s.adminTarget(req)
+	uid, err := adminTarget(req)
 	if err != nil {
 		return nil, err
 	}
-	ctx := req.r.Context()
-	err = s.store.WithTx(ctx, func(q store.Queries) error {
-		if err := q.DeleteDevices(ctx, a.UID); err != nil {
-			return err
-		}
-		if err := q.DeleteAccountTokens(ctx, a.UID); err != nil {
-			return err
-		}
-		return s.audit(ctx, q, adminEvent("admin.sessions.revoke", a.UID))
-	})
-	if err != nil {
-		return nil, err
-	}
-	return emptyObject, nil
+	return emptyObject, s.accounts.AdminRevokeSessions(req.r.Context(), req.caller, uid)
 }
 
 // POST /admin/v1/accounts/{uid}/disable and /enable (idempotent; spec 10.3).
 func (s *Server) adminSetDisabled(disabled bool) handlerFunc {
-	action := "admin.account.enable"
-	if disabled {
-		action = "admin.account.disable"
-	}
 	return func(req *request) (any, error) {
-		a, err := s.adminTarget(req)
+		uid, err := adminTarget(req)
 		if err != nil {
 			return nil, err
 		}
-		ctx := req.r.Context()
-		err = s.store.WithTx(ctx, func(q store.Queries) error {
-			if err := q.SetDisabled(ctx, a.UID, disabled); err != nil {
-				return err
-			}
-			return s.audit(ctx, q, adminEvent(action, a.UID))
-		})
-		if err != nil {
-			return nil, err
-		}
-		return emptyObject, nil
+		return emptyObject, s.accounts.AdminSetDisabled(req.r.Context(), req.caller, uid, disabled)
 	}
-}
-
-// eventJSON is an audit event as the admin API shows it (spec 10.4).
-type eventJSON struct {
-	ID        string          `json:"id"`
-	Time      int64           `json:"time"`
-	Actor     string          `json:"actor"`
-	Action    string          `json:"action"`
-	Outcome   string          `json:"outcome"`
-	UID       *string         `json:"uid"`
-	DeviceID  *string         `json:"deviceId"`
-	SessionID *string         `json:"sessionId"`
-	IP        string          `json:"ip"`
-	Details   json.RawMessage `json:"details"`
 }
 
 // GET /admin/v1/audit?uid=&since=&after=&limit= (spec 10.4): events with
@@ -320,7 +237,7 @@ func (s *Server) adminAudit(req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	es, err := s.store.Events(req.r.Context(), store.EventQuery{
+	es, err := s.accounts.Audit(req.r.Context(), store.EventQuery{
 		UID: uid, Since: time.UnixMilli(since), After: after, Limit: int(limit) + 1,
 	})
 	if err != nil {
@@ -330,20 +247,20 @@ func (s *Server) adminAudit(req *request) (any, error) {
 	if truncated {
 		es = es[:limit]
 	}
-	out := make([]eventJSON, len(es))
+	out := make([]protocol.AuditEvent, len(es))
 	for i, e := range es {
 		details := json.RawMessage(e.Details)
 		if !json.Valid(details) {
 			details = json.RawMessage("{}")
 		}
-		out[i] = eventJSON{
+		out[i] = protocol.AuditEvent{
 			ID: hexString(e.ID), Time: e.Time.UnixMilli(), Actor: e.Actor, Action: e.Action, Outcome: e.Outcome,
 			UID: nullHex(e.UID), DeviceID: nullHex(e.DeviceID), SessionID: nullHex(e.SessionID), IP: e.IP, Details: details,
 		}
 	}
 	return struct {
-		Events    []eventJSON `json:"events"`
-		Truncated bool        `json:"truncated"`
+		Events    []protocol.AuditEvent `json:"events"`
+		Truncated bool                  `json:"truncated"`
 	}{out, truncated}, nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/keyserver/keyserver/certs"
-	"github.com/keyserver/keyserver/store"
 )
 
 // maxCertDuration is the longest certificate lifetime (spec 7.1, 9.2).
@@ -81,34 +80,31 @@ func (s *Server) certificateSign(req *request) (any, error) {
 	if err := o.End(); err != nil {
 		return nil, err
 	}
-	a := req.account
-	if !a.Verified {
-		return nil, errUnverified()
+	a := req.caller.Account
+	issue := func(deviceID []byte) (string, error) {
+		if s.cfg.Signer == nil {
+			return "", errUnavailable(errNoSigner)
+		}
+		now := s.now()
+		claims := &certs.Claims{
+			PublicKey:  publicKey,
+			Principal:  hexString(a.UID) + "@" + s.certs.issuer,
+			Issuer:     s.certs.issuer,
+			Generation: a.Generation,
+			IssuedAt:   now,
+			ExpiresAt:  now.Add(time.Duration(duration) * time.Millisecond),
+		}
+		if deviceID != nil {
+			claims.DeviceID = hexString(deviceID)
+		}
+		cert, err := s.cfg.Signer.Sign(claims)
+		if err != nil {
+			return "", errUnavailable(err)
+		}
+		return cert, nil
 	}
-	if s.cfg.Signer == nil {
-		return nil, errUnavailable(errNoSigner)
-	}
-	ctx := req.r.Context()
-	ev := event{action: "certificate.sign", uid: a.UID, session: req.token.ID}
-	claims := &certs.Claims{
-		PublicKey:  publicKey,
-		Principal:  hexString(a.UID) + "@" + s.certs.issuer,
-		Issuer:     s.certs.issuer,
-		Generation: a.Generation,
-	}
-	if d, err := s.store.DeviceBySession(ctx, req.token.ID); err == nil {
-		claims.DeviceID, ev.deviceID = hexString(d.ID), d.ID
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	now := s.now()
-	claims.IssuedAt = now
-	claims.ExpiresAt = now.Add(time.Duration(duration) * time.Millisecond)
-	cert, err := s.cfg.Signer.Sign(claims)
+	cert, err := s.accounts.IssueCertificate(req.r.Context(), req.caller, issue)
 	if err != nil {
-		return nil, errUnavailable(err)
-	}
-	if err := s.audit(ctx, s.store, ev); err != nil {
 		return nil, err
 	}
 	return map[string]string{"cert": cert}, nil
@@ -136,7 +132,7 @@ func (s *Server) publishedKeys(req *request, doc []byte) (any, error) {
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", publishedKeysCacheControl)
 	_, _ = req.w.Write(doc)
-	return nil, nil
+	return written, nil
 }
 
 // browserIDPage serves the placeholder pages the browserid document names

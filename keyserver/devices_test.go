@@ -27,7 +27,7 @@ func TestDeviceRevocation(t *testing.T) {
 	a, b := f.login(t, "owner@example.com"), f.login(t, "owner@example.com")
 	dA := f.device(t, a, "Laptop", "desktop")
 	dB := f.device(t, b, "Phone", "mobile")
-	if !dA.IsCurrentDevice || dA.PushCallback != nil || dA.LastAccessTime != dA.CreatedAt || len(dA.ID) != 32 {
+	if !dA.Current() || dA.PushCallback != nil || dA.LastAccessTime != dA.CreatedAt || len(dA.ID) != 32 {
 		t.Fatalf("registered %+v", dA)
 	}
 
@@ -40,8 +40,8 @@ func TestDeviceRevocation(t *testing.T) {
 			t.Fatalf("devices: %v %+v", err, ds)
 		}
 		for _, d := range ds {
-			if d.IsCurrentDevice != (d.ID == view.current) {
-				t.Fatalf("isCurrentDevice of %s seen from %s: %v", d.Name, view.current, d.IsCurrentDevice)
+			if d.Current() != (d.ID == view.current) {
+				t.Fatalf("isCurrentDevice of %s seen from %s: %v", d.Name, view.current, d.Current())
 			}
 		}
 	}
@@ -71,7 +71,7 @@ func TestDeviceRevocation(t *testing.T) {
 		t.Fatalf("A's keys: %v", err)
 	}
 	ds, err := f.c.Devices(ctx, a.SessionToken)
-	if err != nil || len(ds) != 1 || ds[0].ID != dA.ID || !ds[0].IsCurrentDevice {
+	if err != nil || len(ds) != 1 || ds[0].ID != dA.ID || !ds[0].Current() {
 		t.Fatalf("A's devices after: %v %+v", err, ds)
 	}
 	err = f.c.DestroyDevice(ctx, a.SessionToken, dB.ID)
@@ -98,13 +98,13 @@ func sessionID(s *client.Session) []byte {
 }
 
 // auditActions returns every event of the audit log with this action.
-func (f *apiFixture) auditActions(t *testing.T, action string) []client.AuditEvent {
+func (f *apiFixture) auditActions(t *testing.T, action string) []protocol.AuditEvent {
 	t.Helper()
 	page, err := f.admin.Audit(t.Context(), client.AuditQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []client.AuditEvent
+	var out []protocol.AuditEvent
 	for _, e := range page.Events {
 		if e.Action == action {
 			out = append(out, e)

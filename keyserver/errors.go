@@ -2,46 +2,51 @@ package keyserver
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
+	"time"
 
+	"github.com/keyserver/keyserver/accounts"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
-// Errnos of spec 1.5. The table is append-only.
-const (
-	ErrnoAccountExists       = 101
-	ErrnoUnknownAccount      = 102
-	ErrnoIncorrectPassword   = 103
-	ErrnoUnverifiedAccount   = 104
-	ErrnoInvalidCode         = 105
-	ErrnoInvalidJSON         = 106
-	ErrnoInvalidParameter    = 107
-	ErrnoMissingParameter    = 108
-	ErrnoInvalidSignature    = 109
-	ErrnoInvalidToken        = 110
-	ErrnoInvalidTimestamp    = 111
-	ErrnoMissingLength       = 112
-	ErrnoBodyTooLarge        = 113
-	ErrnoTooManyRequests     = 114
-	ErrnoInvalidNonce        = 115
-	ErrnoIncorrectEmailCase  = 120
-	ErrnoUnknownDevice       = 123
-	ErrnoDeviceExists        = 124
-	ErrnoRequestBlocked      = 125
-	ErrnoInvalidAssertion    = 126
-	ErrnoAccountDisabled     = 127
-	ErrnoServiceUnavailable  = 201
-	ErrnoUnspecified         = 999
-	defaultRetryAfterSeconds = 30
-)
+// defaultRetryAfterSeconds is the Retry-After of a 503 without a wait of its own.
+const defaultRetryAfterSeconds = 30
 
-// Error is the one error type of the HTTP edge. Status, Errno, Message and
-// Extra are sent to the client (spec 1.4); Cause is logged and never sent.
+// statuses maps each errno of spec 1.5 to its HTTP status: the one table
+// that turns the refusals of package accounts (and the edge's own) into
+// responses. An errno missing here is a bug and answers 500.
+var statuses = map[protocol.Errno]int{
+	protocol.ErrnoAccountExists:      400,
+	protocol.ErrnoUnknownAccount:     400,
+	protocol.ErrnoIncorrectPassword:  400,
+	protocol.ErrnoUnverifiedAccount:  400,
+	protocol.ErrnoInvalidCode:        400,
+	protocol.ErrnoInvalidJSON:        400,
+	protocol.ErrnoInvalidParameter:   400,
+	protocol.ErrnoMissingParameter:   400,
+	protocol.ErrnoInvalidSignature:   401,
+	protocol.ErrnoInvalidToken:       401,
+	protocol.ErrnoInvalidTimestamp:   401,
+	protocol.ErrnoMissingLength:      411,
+	protocol.ErrnoBodyTooLarge:       413,
+	protocol.ErrnoTooManyRequests:    429,
+	protocol.ErrnoInvalidNonce:       401,
+	protocol.ErrnoIncorrectEmailCase: 400,
+	protocol.ErrnoUnknownDevice:      400,
+	protocol.ErrnoDeviceExists:       400,
+	protocol.ErrnoRequestBlocked:     400,
+	protocol.ErrnoInvalidAssertion:   400,
+	protocol.ErrnoAccountDisabled:    400,
+	protocol.ErrnoServiceUnavailable: 503,
+}
+
+// Error is a response the edge sends: status, errno, a client-safe
+// message and the extra members of the error body (spec 1.4). Cause is
+// logged and never sent.
 type Error struct {
 	Status  int
 	Errno   int
@@ -60,121 +65,93 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Cause }
 
-func newError(status, errno int, message string) *Error {
-	return &Error{Status: status, Errno: errno, Message: message}
-}
-
-// with returns a copy of e carrying one more extra field.
-func (e *Error) with(key string, value any) *Error {
-	c := *e
-	c.Extra = make(map[string]any, len(e.Extra)+1)
-	for k, v := range e.Extra {
-		c.Extra[k] = v
+// refusal is the response for a refusal of the rules.
+func refusal(r *accounts.Error) *Error {
+	status, ok := statuses[r.Errno]
+	if !ok {
+		return errInternal(r)
 	}
-	c.Extra[key] = value
-	return &c
+	e := &Error{Status: status, Errno: r.Errno, Message: protocol.Messages[r.Errno], Extra: map[string]any{}, Cause: r.Cause}
+	if r.Param != "" {
+		e.Message += r.Param
+		e.Extra["param"] = r.Param
+	}
+	if r.Email != "" {
+		e.Extra["email"] = r.Email
+	}
+	if r.HasTries {
+		e.Extra["tries"], e.Extra["ttl"] = r.Tries, r.TTL
+	}
+	switch {
+	case r.RetryAfter > 0:
+		e.Extra["retryAfter"] = int((r.RetryAfter + time.Second - 1) / time.Second)
+	case status == http.StatusServiceUnavailable:
+		e.Extra["retryAfter"] = defaultRetryAfterSeconds
+	}
+	return e
 }
 
-// Constructors for the errors of spec 1.5.
-func errAccountExists(email string) *Error {
-	return newError(400, ErrnoAccountExists, "Account already exists").with("email", email)
+// Constructors for the edge's own errors.
+func errInvalidJSON() error      { return &accounts.Error{Errno: protocol.ErrnoInvalidJSON} }
+func errInvalidSignature() error { return accounts.ErrInvalidSignature }
+func errInvalidToken() error     { return accounts.ErrInvalidToken }
+func errMissingLength() error    { return &accounts.Error{Errno: protocol.ErrnoMissingLength} }
+func errBodyTooLarge() error     { return &accounts.Error{Errno: protocol.ErrnoBodyTooLarge} }
+func errInvalidParam(p string) error {
+	return accounts.InvalidParam(p)
+}
+func errMissingParam(p string) error {
+	return accounts.MissingParam(p)
 }
 
-func errUnknownAccount() *Error { return newError(400, ErrnoUnknownAccount, "Unknown account") }
-
-func errIncorrectPassword() *Error {
-	return newError(400, ErrnoIncorrectPassword, "Incorrect password")
-}
-
-func errUnverified() *Error { return newError(400, ErrnoUnverifiedAccount, "Unverified account") }
-
-func errInvalidCode() *Error {
-	return newError(400, ErrnoInvalidCode, "Invalid verification code")
-}
-
-func errInvalidJSON() *Error {
-	return newError(400, ErrnoInvalidJSON, "Invalid JSON in request body")
-}
-
-func errInvalidParam(param string) *Error {
-	return newError(400, ErrnoInvalidParameter, "Invalid parameter in request body: "+param).with("param", param)
-}
-
-func errMissingParam(param string) *Error {
-	return newError(400, ErrnoMissingParameter, "Missing parameter in request body: "+param).with("param", param)
-}
-
-func errInvalidSignature() *Error {
-	return newError(401, ErrnoInvalidSignature, "Invalid request signature")
-}
-
-func errInvalidToken() *Error {
-	return newError(401, ErrnoInvalidToken, "Invalid authentication token in request signature")
+func errInvalidTimestamp(serverTime int64) *Error {
+	e := refusal(&accounts.Error{Errno: protocol.ErrnoInvalidTimestamp})
+	e.Extra["serverTime"] = serverTime
+	return e
 }
 
 // errAdminToken: a missing or wrong admin bearer token (spec 10.1).
-func errAdminToken() *Error { return newError(401, ErrnoInvalidToken, "Invalid admin token") }
-
-func errInvalidTimestamp(serverTime int64) *Error {
-	return newError(401, ErrnoInvalidTimestamp, "Invalid timestamp in request signature").with("serverTime", serverTime)
+func errAdminToken() *Error {
+	return &Error{Status: 401, Errno: protocol.ErrnoInvalidToken, Message: "Invalid admin token"}
 }
-
-func errMissingLength() *Error {
-	return newError(411, ErrnoMissingLength, "Missing content-length header")
-}
-
-func errBodyTooLarge() *Error { return newError(413, ErrnoBodyTooLarge, "Request body too large") }
-
-func errTooManyRequests(retryAfter int) *Error {
-	return newError(429, ErrnoTooManyRequests, "Client has sent too many requests").with("retryAfter", retryAfter)
-}
-
-func errInvalidNonce() *Error {
-	return newError(401, ErrnoInvalidNonce, "Invalid nonce in request signature")
-}
-
-func errIncorrectEmailCase(storedHex string) *Error {
-	return newError(400, ErrnoIncorrectEmailCase, "Incorrect email case").with("email", storedHex)
-}
-
-func errUnknownDevice() *Error { return newError(400, ErrnoUnknownDevice, "Unknown device") }
-
-func errDeviceExists() *Error {
-	return newError(400, ErrnoDeviceExists, "Session already registered a device")
-}
-
-func errInvalidAssertion() *Error {
-	return newError(400, ErrnoInvalidAssertion, "Invalid email assertion")
-}
-
-func errDisabled() *Error { return newError(400, ErrnoAccountDisabled, "Account disabled") }
 
 func errUnavailable(cause error) *Error {
-	e := newError(503, ErrnoServiceUnavailable, "Service unavailable").with("retryAfter", defaultRetryAfterSeconds)
+	e := refusal(&accounts.Error{Errno: protocol.ErrnoServiceUnavailable})
 	e.Cause = cause
 	return e
 }
 
-func errNotFound() *Error { return newError(404, ErrnoUnspecified, "Not Found") }
+func errNotFound() *Error {
+	return &Error{Status: 404, Errno: protocol.ErrnoUnspecified, Message: "Not Found"}
+}
 
 func errInternal(cause error) *Error {
-	e := newError(500, ErrnoUnspecified, "Unspecified error")
-	e.Cause = cause
-	return e
+	return &Error{Status: 500, Errno: protocol.ErrnoUnspecified, Message: protocol.Messages[protocol.ErrnoUnspecified], Cause: cause}
 }
 
-// asError turns any error into an *Error: unexpected ones become 500/999
-// with the original kept as the logged cause.
+// errClientGone is what a request whose client hung up ends with: nobody
+// reads the answer, and it is no server failure.
+var errClientGone = &Error{Status: 499, Errno: protocol.ErrnoUnspecified, Message: "Client closed request"}
+
+// asError turns any error into the response to send: refusals through the
+// status table, a store that cannot answer 503, a client that hung up
+// errClientGone, anything else 500/999 with the original as logged cause.
 func asError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
 	}
-	// A database that does not answer is an outage, not a bug.
-	var netErr *net.OpError
-	if errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, store.ErrUnavailable) {
+	var r *accounts.Error
+	if errors.As(err, &r) {
+		return refusal(r)
+	}
+	switch {
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return errUnavailable(err)
+	case errors.Is(err, context.Canceled):
+		c := *errClientGone
+		c.Cause = err
+		return &c
 	}
 	return errInternal(err)
 }
@@ -196,9 +173,10 @@ func (e *Error) body() map[string]any {
 	return b
 }
 
-// writeError sends e as the spec's error body, with Retry-After on 429 and
-// 503, and records it for the access log.
-func writeError(w http.ResponseWriter, r *http.Request, e *Error) {
+// writeError sends err as the spec's error body, with Retry-After on 429
+// and 503, and records it for the access log.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := asError(err)
 	if ra, ok := e.Extra["retryAfter"].(int); ok {
 		w.Header().Set("Retry-After", strconv.Itoa(ra))
 	}

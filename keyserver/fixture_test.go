@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyserver/keyserver/accounts"
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/keyserver"
 	"github.com/keyserver/keyserver/keywrap"
@@ -103,7 +104,7 @@ func newAPIFixture(t *testing.T, configure ...func(*keyserver.Config)) *apiFixtu
 
 type discardMailer struct{}
 
-func (discardMailer) Send(context.Context, *keyserver.Message) error { return nil }
+func (discardMailer) Send(context.Context, *accounts.Message) error { return nil }
 
 // advance moves the server clock forward.
 func (f *apiFixture) advance(d time.Duration) { f.offset.Add(int64(d)) }
@@ -130,7 +131,7 @@ func (f *apiFixture) login(t *testing.T, email string) *client.Session {
 }
 
 // device registers the session's device.
-func (f *apiFixture) device(t *testing.T, s *client.Session, name, typ string) *client.Device {
+func (f *apiFixture) device(t *testing.T, s *client.Session, name, typ string) *protocol.Device {
 	t.Helper()
 	d, err := f.c.RegisterDevice(t.Context(), s.SessionToken, client.DeviceFields{Name: &name, Type: &typ})
 	if err != nil {

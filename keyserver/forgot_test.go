@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyserver/keyserver/accounts"
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/keyserver"
 	"github.com/keyserver/keyserver/protocol"
@@ -23,11 +24,11 @@ import (
 // mailbox is a Mailer that keeps what it is given, or fails while failing.
 type mailbox struct {
 	mu      sync.Mutex
-	msgs    []*keyserver.Message
+	msgs    []*accounts.Message
 	failing bool
 }
 
-func (m *mailbox) Send(_ context.Context, msg *keyserver.Message) error {
+func (m *mailbox) Send(_ context.Context, msg *accounts.Message) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.failing {
@@ -50,7 +51,7 @@ func (m *mailbox) count() int {
 }
 
 // last is the latest message; it must be for to.
-func (m *mailbox) last(t *testing.T, to string) *keyserver.Message {
+func (m *mailbox) last(t *testing.T, to string) *accounts.Message {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -102,11 +102,13 @@ func (s *Server) cors(h http.Header, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	allowed := "*"
 	if len(s.cfg.CORSOrigins) > 0 {
+		// The answer depends on the origin, matched or not: caches must
+		// key on it.
+		h.Add("Vary", "Origin")
 		allowed = ""
 		for _, o := range s.cfg.CORSOrigins {
 			if o == origin {
 				allowed = origin
-				h.Add("Vary", "Origin")
 				break
 			}
 		}
@@ -127,8 +129,7 @@ func (s *Server) cors(h http.Header, r *http.Request) {
 // values are never logged (spec C14); the code of a verification link is
 // redacted.
 func (s *Server) logAccess(r *http.Request, info *requestInfo, sw *statusWriter, start time.Time) {
-	attrs := []slog.Attr{
-		slog.String("req", info.id),
+	attrs := []slog.Attr{ // the request id comes from requestIDHandler
 		slog.String("method", r.Method),
 		slog.String("path", redactedTarget(r)),
 		slog.Int("status", sw.status),
@@ -149,6 +150,10 @@ func (s *Server) logAccess(r *http.Request, info *requestInfo, sw *statusWriter,
 			level = slog.LevelError
 		}
 	}
+	if r.Context().Err() != nil { // the client hung up: not a server failure
+		attrs = append(attrs, slog.Bool("client_gone", true))
+		level = slog.LevelInfo
+	}
 	s.log.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
@@ -160,8 +165,14 @@ func redactedTarget(r *http.Request) string {
 	if err != nil {
 		return r.URL.Path + "?REDACTED"
 	}
-	if q.Has("code") {
-		q.Set("code", "REDACTED")
+	redacted := false
+	for name := range q {
+		if strings.EqualFold(name, "code") { // in any letter case
+			q[name] = []string{"REDACTED"}
+			redacted = true
+		}
+	}
+	if redacted {
 		return r.URL.Path + "?" + q.Encode()
 	}
 	if r.URL.RawQuery != "" {
@@ -211,6 +222,26 @@ func newRequestID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// requestIDHandler adds the request id to every log line written with the
+// request's context, not only to the access log.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if info := requestInfoFrom(ctx); info != nil && info.id != "" {
+		r = r.Clone()
+		r.AddAttrs(slog.String("req", info.id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
 // writeJSON writes v as the JSON response body.

@@ -9,40 +9,37 @@ import (
 	"github.com/keyserver/keyserver/protocol"
 )
 
-// routes declares the whole public API in one place (spec 6.2).
+// routes declares the whole public API in one place (spec 6.2): hawkAuth
+// endpoints keep their token, hawkConsume endpoints consume it.
 func (s *Server) routes() http.Handler {
 	r := mux.NewRouter().SkipClean(true) // paths match exactly, no redirects
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.notFound)
 
 	get, post := http.MethodGet, http.MethodPost
-	const (
-		consume = true
-		keep    = false
-	)
 	r.Handle("/v1/account/create", s.open(s.accountCreate)).Methods(post)
 	r.Handle("/v1/auth/start", s.open(s.authStart)).Methods(post)
 	r.Handle("/v1/auth/finish", s.open(s.authFinish)).Methods(post)
-	r.Handle("/v1/session/create", s.hawkAuth(protocol.AuthToken, consume, s.sessionCreate)).Methods(post)
-	r.Handle("/v1/session/destroy", s.hawkAuth(protocol.SessionToken, keep, s.sessionDestroy)).Methods(post)
-	r.Handle("/v1/account/devices", s.hawkAuth(protocol.SessionToken, keep, s.accountDevices)).Methods(get)
-	r.Handle("/v1/account/device", s.hawkAuth(protocol.SessionToken, keep, s.accountDevice)).Methods(post)
-	r.Handle("/v1/account/device/destroy", s.hawkAuth(protocol.SessionToken, keep, s.accountDeviceDestroy)).Methods(post)
-	r.Handle("/v1/account/events", s.hawkAuth(protocol.SessionToken, keep, s.accountEvents)).Methods(get)
-	r.Handle("/v1/account/keys", s.hawkAuth(protocol.KeyFetchToken, consume, s.accountKeys)).Methods(get)
-	r.Handle("/v1/account/reset", s.hawkAuth(protocol.AccountResetToken, keep, s.accountReset)).Methods(post)
-	r.Handle("/v1/account/destroy", s.hawkAuth(protocol.AuthToken, consume, s.accountDestroy)).Methods(post)
+	r.Handle("/v1/session/create", s.hawkConsume(protocol.AuthToken, s.sessionCreate)).Methods(post)
+	r.Handle("/v1/session/destroy", s.hawkAuth(protocol.SessionToken, s.sessionDestroy)).Methods(post)
+	r.Handle("/v1/account/devices", s.hawkAuth(protocol.SessionToken, s.accountDevices)).Methods(get)
+	r.Handle("/v1/account/device", s.hawkAuth(protocol.SessionToken, s.accountDevice)).Methods(post)
+	r.Handle("/v1/account/device/destroy", s.hawkAuth(protocol.SessionToken, s.accountDeviceDestroy)).Methods(post)
+	r.Handle("/v1/account/events", s.hawkAuth(protocol.SessionToken, s.accountEvents)).Methods(get)
+	r.Handle("/v1/account/keys", s.hawkConsume(protocol.KeyFetchToken, s.accountKeys)).Methods(get)
+	r.Handle("/v1/account/reset", s.hawkAuth(protocol.AccountResetToken, s.accountReset)).Methods(post)
+	r.Handle("/v1/account/destroy", s.hawkConsume(protocol.AuthToken, s.accountDestroy)).Methods(post)
 	r.Handle("/v1/account/recover", s.open(s.accountRecover)).Methods(post)
-	r.Handle("/v1/password/change/start", s.hawkAuth(protocol.AuthToken, consume, s.passwordChangeStart)).Methods(post)
+	r.Handle("/v1/password/change/start", s.hawkConsume(protocol.AuthToken, s.passwordChangeStart)).Methods(post)
 	r.Handle("/v1/password/forgot/send_code", s.open(s.forgotSendCode)).Methods(post)
-	r.Handle("/v1/password/forgot/resend_code", s.hawkAuth(protocol.ForgotPasswordToken, keep, s.forgotResendCode)).Methods(post)
-	r.Handle("/v1/password/forgot/verify_code", s.hawkAuth(protocol.ForgotPasswordToken, keep, s.forgotVerifyCode)).Methods(post)
-	r.Handle("/v1/recovery_email/status", s.hawkAuth(protocol.SessionToken, keep, s.recoveryEmailStatus)).Methods(get)
-	r.Handle("/v1/recovery_email/resend_code", s.hawkAuth(protocol.SessionToken, keep, s.recoveryEmailResendCode)).Methods(post)
+	r.Handle("/v1/password/forgot/resend_code", s.hawkAuth(protocol.ForgotPasswordToken, s.forgotResendCode)).Methods(post)
+	r.Handle("/v1/password/forgot/verify_code", s.hawkAuth(protocol.ForgotPasswordToken, s.forgotVerifyCode)).Methods(post)
+	r.Handle("/v1/recovery_email/status", s.hawkAuth(protocol.SessionToken, s.recoveryEmailStatus)).Methods(get)
+	r.Handle("/v1/recovery_email/resend_code", s.hawkAuth(protocol.SessionToken, s.recoveryEmailResendCode)).Methods(post)
 	r.Handle("/v1/recovery_email/verify_code", s.open(s.recoveryEmailVerifyCode)).Methods(post)
 	r.Handle("/v1/verify_email", s.open(s.verifyEmailLink)).Methods(get)
 	r.Handle("/v1/get_random_bytes", s.open(s.getRandomBytes)).Methods(post)
-	r.Handle("/v1/certificate/sign", s.hawkAuth(protocol.SessionToken, keep, s.certificateSign)).Methods(post)
+	r.Handle("/v1/certificate/sign", s.hawkAuth(protocol.SessionToken, s.certificateSign)).Methods(post)
 	r.Handle("/.well-known/browserid", s.open(s.wellKnownBrowserID)).Methods(get)
 	r.Handle("/.well-known/jwks.json", s.open(s.wellKnownJWKS)).Methods(get)
 	r.Handle(certs.AuthenticationPath, browserIDPage("Sign in")).Methods(get)

@@ -1,10 +1,11 @@
-// Package keyserver is the HTTP API of the PICL key server
-// (../shared/spec/protocol.md): routes, handlers, Hawk request
-// authentication, and the mapping of errors to the spec's JSON error body.
+// Package keyserver is the HTTP edge of the PICL key server
+// (../shared/spec/protocol.md): routes, Hawk request authentication, the
+// decoding and validation of requests, and the mapping of refusals to the
+// spec's JSON error body. The rules live in package accounts (and devices,
+// certs); this package holds no transactions and writes no audit events.
 //
-// Every handler follows the same shape: decode the size-capped body,
-// validate it (400 with errno and param), do the work through the store
-// (multi-row writes in one transaction) and encode the answer.
+// Every handler has the same shape: decode the size-capped body, validate
+// it (400 with errno and param), call the rules, encode the answer.
 package keyserver
 
 import (
@@ -16,13 +17,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/keyserver/keyserver/accounts"
 	"github.com/keyserver/keyserver/certs"
-	"github.com/keyserver/keyserver/devices"
+	"github.com/keyserver/keyserver/hawk"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -31,7 +31,7 @@ type Config struct {
 	// PublicURL is the origin clients use: Hawk host and port, issuer
 	// domain and links derive from it.
 	PublicURL string
-	// Dev is the development/test switch: honours preVerified and logs mail.
+	// Dev is the development/test switch: honours preVerified.
 	Dev bool
 	// BodyLimit caps request bodies (default 1 MiB).
 	BodyLimit int64
@@ -44,12 +44,12 @@ type Config struct {
 	VerificationURL string
 	// ContentServerURL, when set, is where /v1/verify_email redirects.
 	ContentServerURL string
-	// Mailer sends mail; nil logs it with Dev (the development mailer),
-	// and otherwise fails every message (NoMailer).
-	Mailer Mailer
+	// Mailer sends mail (package mail has the SMTP and development
+	// mailers); nil sends nothing and fails every message.
+	Mailer accounts.Mailer
 	// Recovery verifies the email assertions of /v1/account/recover (spec
 	// 8); nil refuses every assertion (126).
-	Recovery AssertionVerifier
+	Recovery accounts.AssertionVerifier
 	// CORSOrigins restricts Access-Control-Allow-Origin; empty means "*".
 	CORSOrigins []string
 	// TrustedProxies whose X-Forwarded-For is believed (spec 10.4).
@@ -73,17 +73,16 @@ type Config struct {
 // Server serves the public API.
 type Server struct {
 	cfg      Config
-	store    store.Store
+	accounts *accounts.Service
 	log      *slog.Logger
 	hawkHost string
 	hawkPort int
-	devices  *devices.Registry
 	certs    certState
 }
 
 // New checks cfg, fills in defaults and returns a server over st.
 func New(cfg Config, st store.Store) (*Server, error) {
-	host, port, err := originHostPort(cfg.PublicURL)
+	host, port, err := hawk.ParseOrigin(cfg.PublicURL)
 	if err != nil {
 		return nil, err
 	}
@@ -99,13 +98,9 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Logger = slog.New(requestIDHandler{cfg.Logger.Handler()})
 	if cfg.VerificationURL == "" {
 		cfg.VerificationURL = strings.TrimSuffix(cfg.PublicURL, "/") + "/v1/verify_email"
-	}
-	if cfg.Mailer == nil && cfg.Dev {
-		cfg.Mailer = LogMailer{Log: cfg.Logger}
-	} else if cfg.Mailer == nil {
-		cfg.Mailer = NoMailer{} // C14: codes are logged only under the test switch
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -117,49 +112,17 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, store: st, log: cfg.Logger, hawkHost: host, hawkPort: port,
-		devices: devices.New(st, cfg.Now, cfg.Rand), certs: cs}, nil
-}
-
-// originHostPort checks that publicURL is an http(s) origin without path and
-// returns the lower-case host and the port (explicit, or 80/443).
-func originHostPort(publicURL string) (string, int, error) {
-	u, err := url.Parse(publicURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", 0, fmt.Errorf("public URL %q must be an origin such as https://api.example.com", publicURL)
-	}
-	port := 443
-	if u.Scheme == "http" {
-		port = 80
-	}
-	if p := u.Port(); p != "" {
-		port, err = strconv.Atoi(p)
-		if err != nil || port <= 0 || port > 65535 {
-			return "", 0, fmt.Errorf("public URL %q has a bad port", publicURL)
-		}
-	}
-	return strings.ToLower(u.Hostname()), port, nil
+	rules := accounts.New(accounts.Config{
+		Dev: cfg.Dev, SRPTokenTTL: cfg.SRPTokenTTL, NonceTTL: cfg.HawkSkew, Mailer: cfg.Mailer,
+		VerificationURL: cfg.VerificationURL, Recovery: cfg.Recovery, Logger: cfg.Logger, Now: cfg.Now, Rand: cfg.Rand,
+	}, st)
+	return &Server{cfg: cfg, accounts: rules, log: cfg.Logger, hawkHost: host, hawkPort: port, certs: cs}, nil
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now() }
 
 // Handler returns the public API.
 func (s *Server) Handler() http.Handler { return s.outer(s.routes()) }
-
-// api adapts a handler that returns a JSON-encodable result or an error.
-// A nil result with a nil error means the handler wrote the response.
-func (s *Server) api(fn func(w http.ResponseWriter, r *http.Request) (any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, err := fn(w, r)
-		switch {
-		case err != nil:
-			writeError(w, r, asError(err))
-		case res != nil:
-			writeJSON(w, http.StatusOK, res)
-		}
-	})
-}
 
 // heartbeat answers {} when the store answers, 503/201 otherwise. Like
 // every request it is subject to the length checks and takes no body
@@ -170,17 +133,17 @@ func (s *Server) heartbeat(req *request) (any, error) {
 	}
 	ctx, cancel := context.WithTimeout(req.r.Context(), 5*time.Second)
 	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
+	if err := s.accounts.Ping(ctx); err != nil {
 		return nil, errUnavailable(fmt.Errorf("heartbeat: %w", err))
 	}
-	return struct{}{}, nil
+	return emptyObject, nil
 }
 
 func (s *Server) lbheartbeat(req *request) (any, error) {
 	if err := noBody(req); err != nil {
 		return nil, err
 	}
-	return struct{}{}, nil
+	return emptyObject, nil
 }
 
 // notFound answers unknown paths and methods (404/999, spec 1.4).

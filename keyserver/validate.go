@@ -2,11 +2,11 @@ package keyserver
 
 import (
 	"bytes"
-	"crypto/subtle"
-	"strings"
+	"encoding/hex"
 	"unicode/utf8"
 
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/srp"
 	"github.com/keyserver/keyserver/store"
 )
@@ -36,10 +36,6 @@ func validEmail(b []byte) bool {
 	}
 	return bytes.IndexByte(b[1:len(b)-1], '@') >= 0
 }
-
-// fold is the case-insensitive key of an email (spec 1.3): the Unicode
-// simple lower-case mapping, per code point.
-func fold(email string) string { return strings.ToLower(email) }
 
 // SRP reads the srp object of account/create (withVerifier) or
 // account/reset (type and salt only). Unknown members inside it are left to
@@ -117,26 +113,9 @@ func validService(s string) bool {
 	return true
 }
 
-// stretchingJSON is the passwordStretching object of spec 2 with its
-// members in the spec's order.
-type stretchingJSON struct {
-	Type          string `json:"type"`
-	PBKDF2Rounds1 int    `json:"PBKDF2_rounds_1"`
-	ScryptN       int    `json:"scrypt_N"`
-	ScryptR       int    `json:"scrypt_r"`
-	ScryptP       int    `json:"scrypt_p"`
-	PBKDF2Rounds2 int    `json:"PBKDF2_rounds_2"`
-	Salt          string `json:"salt"`
+func stretchingOut(st store.Stretching) protocol.Stretching {
+	return protocol.Stretching{Type: st.Type, PBKDF2Rounds1: st.PBKDF2Rounds1, ScryptN: st.ScryptN, ScryptR: st.ScryptR,
+		ScryptP: st.ScryptP, PBKDF2Rounds2: st.PBKDF2Rounds2, Salt: hexString(st.Salt)}
 }
 
-func stretchingOut(st store.Stretching) stretchingJSON {
-	return stretchingJSON{st.Type, st.PBKDF2Rounds1, st.ScryptN, st.ScryptR, st.ScryptP, st.PBKDF2Rounds2, hexString(st.Salt)}
-}
-
-// equalSecret compares secrets in constant time (D4).
-func equalSecret(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
-
-// keysBundle is kA || wrapKb sealed for a keyFetchToken (spec 4.2).
-func keysBundle(kf *store.Token, a *store.Account) string {
-	return hexString(keywrap.Bundle(kf.BundleKey, keywrap.ContextAccountKeys, append(append([]byte{}, a.KA...), a.WrapKb...)))
-}
+func hexString(b []byte) string { return hex.EncodeToString(b) }

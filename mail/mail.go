@@ -1,6 +1,8 @@
-// Package mail delivers keyserver's messages (email verification links,
-// forgot-password codes, notifications; spec 6.6, 6.7) through an SMTP
-// server, with github.com/wneessen/go-mail as the SMTP client.
+// Package mail implements the mailer interface of package accounts: SMTP
+// delivery of keyserver's messages (email verification links,
+// forgot-password codes, notifications; spec 6.6, 6.7), with
+// github.com/wneessen/go-mail as the SMTP client, and the development
+// mailer that logs them instead.
 //
 // A message is a plain-text part with an HTML alternative. Send returns once
 // the SMTP server has accepted the message, or with the error that stopped
@@ -12,25 +14,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+
+	"github.com/keyserver/keyserver/accounts"
 )
 
-// Message is an email to one recipient. Headers are extra header fields
-// (the X-* fields of spec 6.6 that test harnesses read).
-type Message struct {
-	To      string
-	Subject string
-	Text    string
-	HTML    string
-	Headers map[string]string
-}
-
-// Mailer delivers messages.
-type Mailer interface {
-	Send(ctx context.Context, m *Message) error
-}
+// Message is the message type of the mailer interface that package
+// accounts declares and the mailers here implement.
+type Message = accounts.Message
 
 // STARTTLS policies.
 const (
@@ -122,5 +116,19 @@ func (s *SMTP) Send(ctx context.Context, m *Message) error {
 	if err := s.client.DialAndSendWithContext(ctx, msg); err != nil {
 		return fmt.Errorf("mail: sending to the SMTP server: %w", err)
 	}
+	return nil
+}
+
+// Log is the development mailer: it writes whole messages, codes included,
+// to the log instead of sending them. Only for --dev (spec C14).
+type Log struct{ Logger *slog.Logger }
+
+// Send logs m.
+func (l Log) Send(ctx context.Context, m *Message) error {
+	attrs := []any{"to", m.To, "subject", m.Subject, "text", m.Text}
+	for k, v := range m.Headers {
+		attrs = append(attrs, k, v)
+	}
+	l.Logger.InfoContext(ctx, "development mailer: message not sent", attrs...)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keyserver/keyserver/accounts"
 	"github.com/keyserver/keyserver/keyserver"
 )
 
@@ -16,7 +17,7 @@ type codeMailer struct {
 	code string
 }
 
-func (m *codeMailer) Send(_ context.Context, msg *keyserver.Message) error {
+func (m *codeMailer) Send(_ context.Context, msg *accounts.Message) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c := msg.Headers["X-Recovery-Code"]; c != "" {

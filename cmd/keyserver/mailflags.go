@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/keyserver/keyserver/keyserver"
+	"github.com/keyserver/keyserver/accounts"
 	"github.com/keyserver/keyserver/mail"
 	"github.com/keyserver/keyserver/recovery"
 )
@@ -38,18 +38,17 @@ func (f *recoveryFlags) register(fs *flag.FlagSet) {
 }
 
 // mailer returns the SMTP mailer. Without an SMTP host it returns, with
-// --dev, nil (the development mailer, which logs messages, codes included)
-// and otherwise keyserver.NoMailer, which sends and logs nothing (spec C14:
-// only the development mailer of the test switch may log codes); it
-// announces either in the log.
-func (f *recoveryFlags) mailer(logger *slog.Logger, dev bool) (keyserver.Mailer, error) {
+// --dev, the development mailer, which logs messages, codes included, and
+// otherwise nil: no mail is sent or logged (spec C14: only the development
+// mailer of the test switch may log codes); it announces either in the log.
+func (f *recoveryFlags) mailer(logger *slog.Logger, dev bool) (accounts.Mailer, error) {
 	if f.smtpHost == "" {
 		if dev {
 			logger.Info("no --smtp-host: the development mailer writes messages, codes included, to the log instead of sending them")
-			return nil, nil
+			return mail.Log{Logger: logger}, nil
 		}
 		logger.Warn("no --smtp-host: no mail can be sent (forgot-password codes and verification resends answer 503); set --smtp-host, or --dev to log messages instead")
-		return keyserver.NoMailer{}, nil
+		return nil, nil
 	}
 	var password string
 	if f.smtpPasswordFile != "" {
@@ -72,7 +71,7 @@ func (f *recoveryFlags) mailer(logger *slog.Logger, dev bool) (keyserver.Mailer,
 
 // recovery returns the assertion verifier of --recovery-issuers, or nil
 // when none is set. A bad file stops the server (spec 8.2).
-func (f *recoveryFlags) recovery(publicURL string) (keyserver.AssertionVerifier, error) {
+func (f *recoveryFlags) recovery(publicURL string) (accounts.AssertionVerifier, error) {
 	if f.issuersFile == "" {
 		if f.caFile != "" {
 			return nil, fmt.Errorf("%w: --recovery-ca-file needs --recovery-issuers", errUsage)

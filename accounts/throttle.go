@@ -1,4 +1,4 @@
-package keyserver
+package accounts
 
 import (
 	"context"
@@ -23,28 +23,18 @@ var (
 	verifyResendPerAccount = limit{"recovery_email.resend_code:account", 3, time.Hour}
 )
 
-// throttle counts one request of subject against l: 429/114 with
-// Retry-After when it is over the limit (the request is then not counted).
-func (s *Server) throttle(ctx context.Context, l limit, subject string) error {
-	retry, err := s.store.Throttle(ctx, l.name+":"+subject, s.now(), l.window, l.count)
+// throttle counts one request of subject against l: ErrTooManyRequests
+// with the wait when it is over the limit (the request is then not
+// counted).
+func (s *Service) throttle(ctx context.Context, l limit, subject string) error {
+	retry, err := s.st.Throttle(ctx, l.name+":"+subject, s.now(), l.window, l.count)
 	if err != nil {
 		return err
 	}
 	if retry > 0 {
-		return errTooManyRequests(ceilSeconds(retry))
+		e := *ErrTooManyRequests
+		e.RetryAfter = retry
+		return &e
 	}
 	return nil
-}
-
-// ceilSeconds is d in whole seconds, rounded up.
-func ceilSeconds(d time.Duration) int {
-	return int((d + time.Second - 1) / time.Second)
-}
-
-// clientIP is the client address the middleware determined (spec 10.4).
-func clientIP(ctx context.Context) string {
-	if info := requestInfoFrom(ctx); info != nil {
-		return info.clientIP
-	}
-	return ""
 }

@@ -1,0 +1,211 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+
+	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
+	"github.com/keyserver/keyserver/srp"
+	"github.com/keyserver/keyserver/store"
+)
+
+// Challenge is the answer of auth/start: the srpToken id and what the
+// client needs to compute its proof.
+type Challenge struct {
+	SRPToken   []byte
+	Stretching store.Stretching
+	SRPType    string
+	SRPSalt    []byte
+	B          []byte
+}
+
+// AuthStart begins an SRP sign-in for email (spec 6.3): a new srpToken
+// whose bundleKey is the server's secret b.
+func (s *Service) AuthStart(ctx context.Context, c Caller, email string) (*Challenge, error) {
+	a, err := s.accountByEmail(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	var tok *store.Token
+	for {
+		if _, tok, err = s.newToken(protocol.SRPToken, a.UID); err != nil {
+			return nil, err
+		}
+		// C3: a b giving B = 0 is discarded. The srpToken seed never
+		// leaves the server.
+		tok.SRPB, err = srp.ServerB(a.SRPVerifier, tok.BundleKey)
+		if !errors.Is(err, srp.ErrDegenerateB) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	tok.ExpiresAt = tok.CreatedAt.Add(s.cfg.SRPTokenTTL)
+	if err := s.st.CreateToken(ctx, tok); err != nil {
+		return nil, err
+	}
+	return &Challenge{SRPToken: tok.ID, Stretching: a.Stretching, SRPType: a.SRPType, SRPSalt: a.SRPSalt, B: tok.SRPB}, nil
+}
+
+// ProofFunc reads the client's A and M from the request; auth/finish calls
+// it only once the srpToken is known and the account is not disabled
+// (spec 6.3 gives that order).
+type ProofFunc func() (A, M []byte, err error)
+
+// AuthFinish checks the SRP proof of srpToken id and returns the bundle of
+// a new authToken seed under K. Every outcome after the lookup consumes
+// the srpToken (D2), in the one transaction that records the outcome, so of
+// concurrent finishers exactly one gets it and the others get 110.
+func (s *Service) AuthFinish(ctx context.Context, c Caller, id []byte, proof ProofFunc) ([]byte, error) {
+	tok, err := s.st.Token(ctx, protocol.SRPToken, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrInvalidToken
+	} else if err != nil {
+		return nil, err
+	}
+	var (
+		a       *store.Account
+		K, seed []byte
+		authTok *store.Token
+	)
+	var failure error = ErrInvalidToken
+	if !tok.Expired(s.now()) {
+		if a, failure = s.st.AccountByUID(ctx, tok.UID); errors.Is(failure, store.ErrNotFound) {
+			failure = ErrInvalidToken
+		}
+	}
+	if failure == nil {
+		K, failure = checkProof(a, tok, proof)
+	}
+	if failure == nil {
+		seed, authTok, failure = s.newToken(protocol.AuthToken, a.UID)
+	}
+	ev := event{action: "login", uid: tok.UID}
+	err = s.st.WithTx(ctx, func(q store.Queries) error {
+		if _, err := q.ConsumeToken(ctx, protocol.SRPToken, tok.ID); err != nil {
+			return err
+		}
+		if failure != nil {
+			if ev.errno = errnoOf(failure); ev.errno != 0 && ev.errno != protocol.ErrnoInvalidToken {
+				return s.audit(ctx, q, c, ev)
+			}
+			return nil
+		}
+		if err := q.CreateToken(ctx, authTok); err != nil {
+			return err
+		}
+		return s.audit(ctx, q, c, ev)
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, ErrInvalidToken
+	case err != nil:
+		return nil, err
+	case failure != nil:
+		return nil, failure
+	}
+	return keywrap.Bundle(K, keywrap.ContextAuthFinish, seed), nil
+}
+
+// checkProof does the part of auth/finish after the srpToken is known:
+// disabled (127), the request's A and M, then the proof (103).
+func checkProof(a *store.Account, tok *store.Token, proof ProofFunc) (K []byte, err error) {
+	if a.Disabled {
+		return nil, ErrDisabled
+	}
+	A, M, err := proof()
+	if err != nil {
+		return nil, err
+	}
+	K, err = srp.ServerVerify(a.SRPVerifier, tok.BundleKey, tok.SRPB, A, M)
+	switch {
+	case errors.Is(err, srp.ErrBadProof):
+		return nil, ErrIncorrectPassword
+	case errors.Is(err, srp.ErrBadPublicValue):
+		return nil, InvalidParam("A")
+	}
+	return K, err
+}
+
+// Session is the answer of session/create.
+type Session struct {
+	UID      []byte
+	Verified bool
+	// Bundle is keyFetchToken seed || sessionToken seed under the
+	// authToken's bundleKey.
+	Bundle []byte
+}
+
+// SessionCreate trades the caller's authToken (consumed) for a
+// sessionToken and a keyFetchToken bound to it (spec 6.3).
+func (s *Service) SessionCreate(ctx context.Context, c Caller) (*Session, error) {
+	var out *Session
+	err := s.consume(ctx, c, func(q store.Queries, c Caller) error {
+		a := c.Account
+		kfSeed, kf, err := s.newToken(protocol.KeyFetchToken, a.UID)
+		if err != nil {
+			return err
+		}
+		sessSeed, sess, err := s.newToken(protocol.SessionToken, a.UID)
+		if err != nil {
+			return err
+		}
+		kf.SessionID = sess.ID
+		if err := q.CreateToken(ctx, sess); err != nil {
+			return err
+		}
+		if err := q.CreateToken(ctx, kf); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, q, c, event{action: "session.create", uid: a.UID, session: sess.ID}); err != nil {
+			return err
+		}
+		bundle := keywrap.Bundle(c.Token.BundleKey, keywrap.ContextSessionCreate, append(kfSeed, sessSeed...))
+		out = &Session{UID: a.UID, Verified: a.Verified, Bundle: bundle}
+		return nil
+	})
+	return out, err
+}
+
+// SessionDestroy ends the caller's session with its device and unused
+// keyFetchTokens (C6).
+func (s *Service) SessionDestroy(ctx context.Context, c Caller) error {
+	err := s.st.WithTx(ctx, func(q store.Queries) error {
+		ev := event{action: "session.destroy", uid: c.Account.UID, session: c.Token.ID}
+		if d, err := q.DeviceBySession(ctx, c.Token.ID); err == nil {
+			ev.deviceID = d.ID
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := q.DeleteToken(ctx, protocol.SessionToken, c.Token.ID); err != nil {
+			return err
+		}
+		return s.audit(ctx, q, c, ev)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrInvalidToken
+	}
+	return err
+}
+
+// FetchKeys consumes the caller's keyFetchToken and returns kA || wrapKb
+// sealed for it (spec 4.2, 6.4); 104 for an unverified account, which
+// consumes the token too.
+func (s *Service) FetchKeys(ctx context.Context, c Caller) ([]byte, error) {
+	var bundle []byte
+	err := s.consume(ctx, c, func(q store.Queries, c Caller) error {
+		a := c.Account
+		if !a.Verified {
+			return ErrUnverified
+		}
+		if err := s.audit(ctx, q, c, event{action: "keys.fetch", uid: a.UID, session: c.Token.SessionID}); err != nil {
+			return err
+		}
+		keys := make([]byte, 0, len(a.KA)+len(a.WrapKb))
+		bundle = keywrap.Bundle(c.Token.BundleKey, keywrap.ContextAccountKeys, append(append(keys, a.KA...), a.WrapKb...))
+		return nil
+	})
+	return bundle, err
+}
