@@ -146,7 +146,7 @@ func asError(err error) *Error {
 		return refusal(r)
 	}
 	switch {
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, store.ErrUnavailable):
 		return errUnavailable(err)
 	case errors.Is(err, context.Canceled):
 		c := *errClientGone

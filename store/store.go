@@ -18,8 +18,9 @@ import (
 	"github.com/keyserver/keyserver/protocol"
 )
 
-// Sentinel errors. Implementations wrap driver errors so that callers only
-// ever need errors.Is with these.
+// Sentinel errors. Implementations wrap driver errors with %w so that callers
+// only ever need errors.Is with these (or with context.Canceled); the cause
+// stays in the chain, and messages never hold secrets.
 var (
 	// ErrNotFound: no row matched (unknown id, already consumed token, ...).
 	ErrNotFound = errors.New("store: not found")
@@ -27,9 +28,11 @@ var (
 	// use, a session that already has a device, a nonce or assertion hash
 	// already recorded).
 	ErrConflict = errors.New("store: conflict")
-	// ErrUnavailable: the database cannot serve right now (down, starting
-	// or shutting down, out of connections, locked); retrying later may
-	// succeed.
+	// ErrUnavailable: the database cannot serve right now (down or
+	// unreachable, a broken connection, starting or shutting down, out of
+	// connections, locked, the Store closed) or did not answer before the
+	// context's deadline; retrying later may succeed. A context canceled by
+	// the caller is not an outage: that error is context.Canceled instead.
 	ErrUnavailable = errors.New("store: database unavailable")
 )
 
@@ -242,5 +245,7 @@ type Store interface {
 	Purge(ctx context.Context, now, eventsBefore time.Time) (int64, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
+	// Close releases the store. Afterwards every operation fails with
+	// ErrUnavailable; closing again does nothing.
 	Close() error
 }

@@ -4,8 +4,10 @@
 // Queries are written once with ? placeholders, rebound for PostgreSQL, and
 // shared between the connection pool and transactions. Times are stored as
 // BIGINT milliseconds since the Unix epoch and read back in UTC; a zero
-// optional time is NULL. Driver errors are mapped to the store sentinels in
-// one function per dialect.
+// optional time is NULL. Every error passes through mapErr, which maps
+// driver, network and deadline errors to the store sentinels with one
+// function per dialect (dialect.classify); a canceled context stays
+// context.Canceled.
 //
 // SQLite connections all get foreign_keys, busy_timeout, journal_mode=WAL and
 // synchronous=FULL through DSN pragmas, and transactions begin IMMEDIATE: a
@@ -15,9 +17,11 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -58,7 +62,7 @@ type dialect struct {
 	// classify returns store.ErrConflict for a unique violation,
 	// store.ErrNotFound for a foreign-key violation (the referenced account
 	// or session does not exist), store.ErrUnavailable for a database that
-	// cannot serve right now, else nil.
+	// cannot serve right now (see unavailable), else nil.
 	classify func(error) error
 	pool     func(*sqlx.DB)
 }
@@ -80,7 +84,7 @@ var sqliteDialect = &dialect{
 				return store.ErrUnavailable
 			}
 		}
-		return nil
+		return unavailable(err)
 	},
 	// WAL lets readers run beside the one writer; more connections than
 	// this would only queue on the write lock.
@@ -111,7 +115,7 @@ var postgresDialect = &dialect{
 				}
 			}
 		}
-		return nil
+		return unavailable(err)
 	},
 	// Idle connections are recycled so that the pool recovers soon after
 	// the server restarts.
@@ -154,7 +158,7 @@ func connect(ctx context.Context, dsn string) (*Store, error) {
 	d.pool(db)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("sqlstore: connecting to %s database: %w", d.name, err)
+		return nil, mapErr(ctx, d, false, "connecting to "+d.name+" database", err)
 	}
 	return &Store{queries: queries{stmts: &stmtCache{db: db}, d: d}, db: db}, nil
 }
@@ -228,7 +232,7 @@ func (s *Store) WithTx(ctx context.Context, fn func(q store.Queries) error) erro
 func (s *Store) inTx(ctx context.Context, tq *queries, fn func(q store.Queries) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return s.fail("begin", err)
+		return s.fail(ctx, "begin", err)
 	}
 	committed := false
 	defer func() {
@@ -241,35 +245,16 @@ func (s *Store) inTx(ctx context.Context, tq *queries, fn func(q store.Queries) 
 	if err := fn(tq); err != nil {
 		return err
 	}
+	// An ended context rolls back. database/sql checks too, but on a context
+	// derived from ctx, which may not yet have seen ctx end.
+	if err := ctx.Err(); err != nil {
+		return s.fail(ctx, "commit", err)
+	}
 	if err := tx.Commit(); err != nil {
-		return s.fail("commit", err)
+		return s.fail(ctx, "commit", err)
 	}
 	committed = true
 	return nil
-}
-
-// Purge implements store.Store.
-func (s *Store) Purge(ctx context.Context, now, eventsBefore time.Time) (int64, error) {
-	steps := []struct {
-		query  string
-		before time.Time
-	}{
-		{"DELETE FROM hawk_nonces WHERE expires_at < ?", now},
-		{"DELETE FROM assertion_hashes WHERE expires_at < ?", now},
-		{"DELETE FROM tokens WHERE expires_at < ?", now},
-		{"DELETE FROM throttle_hits WHERE expires_at < ?", now},
-		{"DELETE FROM throttle_keys WHERE expires_at < ?", now},
-		{"DELETE FROM audit_events WHERE time < ?", eventsBefore},
-	}
-	var total int64
-	for _, st := range steps {
-		n, err := affected(s.exec(ctx, st.query, ms(st.before)))
-		if err != nil {
-			return total, s.fail("purge", err)
-		}
-		total += n
-	}
-	return total, nil
 }
 
 // Ping implements store.Store. A pooled connection that broke while the
@@ -284,13 +269,64 @@ func (s *Store) Ping(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("sqlstore: ping: %w", err)
+		return s.fail(ctx, "ping", err)
 	}
 	return nil
 }
 
-// Close closes the prepared statements and the connection pool.
+// Close closes the prepared statements and the connection pool. Afterwards
+// every operation fails with store.ErrUnavailable; closing again does
+// nothing.
 func (s *Store) Close() error {
+	s.stmts.closed.Store(true)
 	s.stmts.close()
 	return s.db.Close()
+}
+
+// unavailable returns store.ErrUnavailable for the errors of a database that
+// did not answer, whatever the dialect: a network error, a connection the
+// driver or database/sql found broken, an expired deadline; else nil.
+func unavailable(err error) error {
+	if _, ok := errors.AsType[net.Error](err); ok ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return store.ErrUnavailable
+	}
+	return nil
+}
+
+// fail is mapErr for operation op of q's Store.
+func (q *queries) fail(ctx context.Context, op string, err error) error {
+	return mapErr(ctx, q.d, q.stmts.closed.Load(), op, err)
+}
+
+// mapErr wraps err, the failure of operation op under ctx, with %w, keeping
+// it as the cause: sql.ErrNoRows becomes store.ErrNotFound, other errors get
+// the sentinel d.classify finds. Once ctx has ended, that decides, whatever
+// the driver made of it (lib/pq reports a canceled query as its own error):
+// a deadline is ErrUnavailable, a cancellation (the caller gave up)
+// context.Canceled with no sentinel. After Close every error is
+// ErrUnavailable. Driver messages name constraints, never values.
+func mapErr(ctx context.Context, d *dialect, closed bool, op string, err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlstore: %s: %w", op, store.ErrNotFound)
+	}
+	sentinel := d.classify(err)
+	if sentinel != store.ErrConflict && sentinel != store.ErrNotFound {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			if !errors.Is(err, ctxErr) {
+				err = fmt.Errorf("%w: %w", ctxErr, err)
+			}
+			sentinel = nil
+			if errors.Is(ctxErr, context.DeadlineExceeded) {
+				sentinel = store.ErrUnavailable
+			}
+		} else if closed {
+			sentinel = store.ErrUnavailable
+		}
+	}
+	if sentinel == nil {
+		return fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
+	return fmt.Errorf("sqlstore: %s: %w: %w", op, sentinel, err)
 }

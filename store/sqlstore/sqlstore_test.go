@@ -255,13 +255,22 @@ func TestPostgresDownAndUp(t *testing.T) {
 	defer cancel()
 	if err := s.Ping(pingCtx); err == nil {
 		t.Fatal("Ping succeeded while the database was unreachable")
+	} else if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Ping while down: %v; want ErrUnavailable", err)
 	}
 	if _, err := s.AccountByUID(pingCtx, rnd(16)); err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("AccountByUID while down: %v; want a connection error", err)
+	} else if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("AccountByUID while down: %v; want ErrUnavailable", err)
 	}
 	// Token has never been prepared: preparing it fails the same way.
 	if _, err := s.Token(pingCtx, protocol.AuthToken, rnd(32)); !errors.As(err, new(*net.OpError)) {
 		t.Errorf("Token while down: %v; want a connection error", err)
+	} else if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Token while down: %v; want ErrUnavailable", err)
+	}
+	if err := s.WithTx(pingCtx, func(store.Queries) error { return nil }); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("WithTx while down: %v; want ErrUnavailable", err)
 	}
 
 	p.start(t, p.addr)

@@ -23,7 +23,7 @@ func (s *Store) Throttle(ctx context.Context, name string, now time.Time, window
 		expires := ms(now.Add(window))
 		if _, err := q.exec(ctx, `INSERT INTO throttle_keys (name, expires_at) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at`, name, expires); err != nil {
-			return q.fail("throttle", err)
+			return q.fail(ctx, "throttle", err)
 		}
 		// The limit-th most recent request in the window decides: once it
 		// leaves the window there is room for one more.
@@ -35,11 +35,11 @@ func (s *Store) Throttle(ctx context.Context, name string, now time.Time, window
 			retryAfter = fromMS(oldest).Add(window).Sub(now)
 			return errThrottled
 		case !errors.Is(err, sql.ErrNoRows):
-			return q.fail("throttle", err)
+			return q.fail(ctx, "throttle", err)
 		}
 		if _, err := q.exec(ctx, "INSERT INTO throttle_hits (name, hit_at, expires_at) VALUES (?, ?, ?)",
 			name, ms(now), expires); err != nil {
-			return q.fail("throttle", err)
+			return q.fail(ctx, "throttle", err)
 		}
 		return nil
 	})
