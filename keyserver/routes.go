@@ -10,16 +10,18 @@ import (
 )
 
 // routes declares the whole public API in one place (spec 6.2): hawkAuth
-// endpoints keep their token, hawkConsume endpoints consume it.
+// endpoints keep their token, hawkConsume endpoints consume it; heavy ones
+// run under the CPU limit (shed.go).
 func (s *Server) routes() http.Handler {
 	r := mux.NewRouter().SkipClean(true) // paths match exactly, no redirects
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.notFound)
 
 	get, post := http.MethodGet, http.MethodPost
-	r.Handle("/v1/account/create", s.open(s.accountCreate)).Methods(post)
-	r.Handle("/v1/auth/start", s.open(s.authStart)).Methods(post)
-	r.Handle("/v1/auth/finish", s.open(s.authFinish)).Methods(post)
+	heavy := s.heavy.shed
+	r.Handle("/v1/account/create", heavy(s.open(s.accountCreate))).Methods(post)
+	r.Handle("/v1/auth/start", heavy(s.open(s.authStart))).Methods(post)
+	r.Handle("/v1/auth/finish", heavy(s.open(s.authFinish))).Methods(post)
 	r.Handle("/v1/session/create", s.hawkConsume(protocol.AuthToken, s.sessionCreate)).Methods(post)
 	r.Handle("/v1/session/destroy", s.hawkAuth(protocol.SessionToken, s.sessionDestroy)).Methods(post)
 	r.Handle("/v1/account/devices", s.hawkAuth(protocol.SessionToken, s.accountDevices)).Methods(get)
@@ -39,7 +41,7 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/v1/recovery_email/verify_code", s.open(s.recoveryEmailVerifyCode)).Methods(post)
 	r.Handle("/v1/verify_email", s.open(s.verifyEmailLink)).Methods(get)
 	r.Handle("/v1/get_random_bytes", s.open(s.getRandomBytes)).Methods(post)
-	r.Handle("/v1/certificate/sign", s.hawkAuth(protocol.SessionToken, s.certificateSign)).Methods(post)
+	r.Handle("/v1/certificate/sign", heavy(s.hawkAuth(protocol.SessionToken, s.certificateSign))).Methods(post)
 	r.Handle("/.well-known/browserid", s.open(s.wellKnownBrowserID)).Methods(get)
 	r.Handle("/.well-known/jwks.json", s.open(s.wellKnownJWKS)).Methods(get)
 	r.Handle(certs.AuthenticationPath, browserIDPage("Sign in")).Methods(get)

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -62,6 +63,14 @@ type Config struct {
 	RetiredKeys []crypto.PublicKey
 	// LegacyClientKeys accepts RSA client keys from 511 bits (D16).
 	LegacyClientKeys bool
+	// HeavyConcurrency bounds the CPU-heavy requests (auth/start,
+	// auth/finish, certificate/sign, account/create) running at once
+	// (default GOMAXPROCS); HeavyQueue more may wait (default 4 ×
+	// HeavyConcurrency), each at most HeavyWait (default 500 ms). Beyond
+	// that they are shed with 503/201.
+	HeavyConcurrency int
+	HeavyQueue       int
+	HeavyWait        time.Duration
 
 	Logger *slog.Logger
 	// Now and Rand are injectable for tests; default time.Now and
@@ -78,6 +87,7 @@ type Server struct {
 	hawkHost string
 	hawkPort int
 	certs    certState
+	heavy    *limiter
 }
 
 // New checks cfg, fills in defaults and returns a server over st.
@@ -108,6 +118,15 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
+	if cfg.HeavyConcurrency <= 0 {
+		cfg.HeavyConcurrency = runtime.GOMAXPROCS(0)
+	}
+	if cfg.HeavyQueue <= 0 {
+		cfg.HeavyQueue = 4 * cfg.HeavyConcurrency
+	}
+	if cfg.HeavyWait <= 0 {
+		cfg.HeavyWait = 500 * time.Millisecond
+	}
 	cs, err := newCertState(&cfg)
 	if err != nil {
 		return nil, err
@@ -116,7 +135,8 @@ func New(cfg Config, st store.Store) (*Server, error) {
 		Dev: cfg.Dev, SRPTokenTTL: cfg.SRPTokenTTL, NonceTTL: cfg.HawkSkew, Mailer: cfg.Mailer,
 		VerificationURL: cfg.VerificationURL, Recovery: cfg.Recovery, Logger: cfg.Logger, Now: cfg.Now, Rand: cfg.Rand,
 	}, st)
-	return &Server{cfg: cfg, accounts: rules, log: cfg.Logger, hawkHost: host, hawkPort: port, certs: cs}, nil
+	return &Server{cfg: cfg, accounts: rules, log: cfg.Logger, hawkHost: host, hawkPort: port, certs: cs,
+		heavy: newLimiter(cfg.HeavyConcurrency, cfg.HeavyQueue, cfg.HeavyWait)}, nil
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now() }
