@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestSignVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got.Algorithm != alg || got.KeyID != s.KeyID() || got.Principal != c.Principal || got.Issuer != testIssuer ||
-				!got.IssuedAt.Equal(c.IssuedAt) || !got.ExpiresAt.Equal(c.ExpiresAt) || !got.Generation.Equal(c.Generation) ||
+				!got.IssuedAt.Equal(c.IssuedAt.Add(-IssuedAtBackdate)) || !got.ExpiresAt.Equal(c.ExpiresAt) || !got.Generation.Equal(c.Generation) ||
 				got.DeviceID != c.DeviceID || got.PublicKey.N.Cmp(client.pub.N) != 0 {
 				t.Fatalf("claims %+v, want %+v", got, c)
 			}
@@ -55,8 +56,13 @@ func TestSignVerify(t *testing.T) {
 			if _, err := v.VerifyCertificate(cert); !errors.Is(err, ErrExpired) {
 				t.Fatalf("at exp: %v", err)
 			}
-			// iat beyond the skew.
-			v.Now = func() time.Time { return c.IssuedAt.Add(-time.Minute - time.Millisecond) }
+			// iat (10 s before the moment of issue) beyond the skew.
+			iat := c.IssuedAt.Add(-IssuedAtBackdate)
+			v.Now = func() time.Time { return iat.Add(-time.Minute) }
+			if _, err := v.VerifyCertificate(cert); err != nil {
+				t.Fatalf("iat at the skew: %v", err)
+			}
+			v.Now = func() time.Time { return iat.Add(-time.Minute - time.Millisecond) }
 			if _, err := v.VerifyCertificate(cert); !errors.Is(err, ErrNotYetValid) {
 				t.Fatalf("iat in the future: %v", err)
 			}
@@ -165,6 +171,9 @@ func TestTamper(t *testing.T) {
 				{"other algorithm", b64JSON(map[string]string{"alg": otherAlg, "kid": s.KeyID()}) + "." + p[1] + "." + p[2], ErrAlgorithm},
 				{"extra header", b64JSON(map[string]string{"alg": alg, "kid": s.KeyID(), "jku": "https://evil.example"}) + "." + p[1] + "." + p[2], ErrMalformed},
 				{"no kid", b64JSON(map[string]string{"alg": alg}) + "." + p[1] + "." + p[2], ErrMalformed},
+				{"null kid", b64(fmt.Appendf(nil, `{"alg":%q,"kid":null}`, alg)) + "." + p[1] + "." + p[2], ErrMalformed},
+				{"repeated alg", b64(fmt.Appendf(nil, `{"alg":"none","alg":%q,"kid":%q}`, alg, s.KeyID())) + "." + p[1] + "." + p[2], ErrMalformed},
+				{"crit header", b64JSON(map[string]any{"alg": alg, "kid": s.KeyID(), "crit": []string{"b64"}, "b64": false}) + "." + p[1] + "." + p[2], ErrMalformed},
 				{"padding", cert + "=", ErrMalformed},
 				{"two parts", p[0] + "." + p[1], ErrMalformed},
 				{"four parts", cert + "." + p[2], ErrMalformed},

@@ -8,16 +8,19 @@ import (
 )
 
 // Claims are the payload of a certificate (spec 7.2). Times are kept to the
-// millisecond. The JSON encoding is the payload exactly as signed.
+// millisecond. The JSON encoding is the payload as written; [Signer.Sign]
+// takes IssuedAt as the moment of issue and backdates iat.
 type Claims struct {
 	PublicKey *PublicKey
 	// Principal is principal.email: "<uid hex>@<issuer domain>".
 	Principal string
+	// IssuedAt is iat (of a verified certificate: as written in it).
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	// Issuer is the issuer domain: host[:port] of the public URL.
 	Issuer string
-	// Generation is picl-generation, the time the password was set.
+	// Generation is picl-generation, the time the password was set; zero
+	// when absent (certificates of other identity providers have none).
 	Generation time.Time
 	// DeviceID is picl-deviceId (hex), "" when the session has no device.
 	DeviceID string
@@ -34,7 +37,7 @@ type claimsJSON struct {
 	IssuedAt   int64      `json:"iat"`
 	ExpiresAt  int64      `json:"exp"`
 	Issuer     string     `json:"iss"`
-	Generation int64      `json:"picl-generation"`
+	Generation *int64     `json:"picl-generation,omitempty"`
 	DeviceID   string     `json:"picl-deviceId,omitempty"`
 }
 
@@ -43,19 +46,24 @@ func (c *Claims) MarshalJSON() ([]byte, error) {
 	if c.PublicKey == nil {
 		return nil, fmt.Errorf("%w: no public key", ErrInvalidKey)
 	}
-	return marshalCompact(claimsJSON{
-		PublicKey:  c.PublicKey,
-		Principal:  principal{c.Principal},
-		IssuedAt:   c.IssuedAt.UnixMilli(),
-		ExpiresAt:  c.ExpiresAt.UnixMilli(),
-		Issuer:     c.Issuer,
-		Generation: c.Generation.UnixMilli(),
-		DeviceID:   c.DeviceID,
-	})
+	w := claimsJSON{
+		PublicKey: c.PublicKey,
+		Principal: principal{c.Principal},
+		IssuedAt:  c.IssuedAt.UnixMilli(),
+		ExpiresAt: c.ExpiresAt.UnixMilli(),
+		Issuer:    c.Issuer,
+		DeviceID:  c.DeviceID,
+	}
+	if !c.Generation.IsZero() {
+		ms := c.Generation.UnixMilli()
+		w.Generation = &ms
+	}
+	return marshalCompact(w)
 }
 
-// parseClaims decodes a certificate payload; every member but
-// picl-deviceId is required. Unknown members are ignored.
+// parseClaims decodes a certificate payload; public-key, principal, iat,
+// exp and iss are required, the picl- members optional. Unknown members
+// are ignored.
 func parseClaims(payload []byte, legacy bool) (*Claims, error) {
 	var w struct {
 		PublicKey  json.RawMessage `json:"public-key"`
@@ -69,8 +77,7 @@ func parseClaims(payload []byte, legacy bool) (*Claims, error) {
 	if err := json.Unmarshal(payload, &w); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
-	if w.PublicKey == nil || w.Principal == nil || w.IssuedAt == nil || w.ExpiresAt == nil ||
-		w.Issuer == nil || w.Generation == nil {
+	if w.PublicKey == nil || w.Principal == nil || w.IssuedAt == nil || w.ExpiresAt == nil || w.Issuer == nil {
 		return nil, fmt.Errorf("%w: payload lacks a required member", ErrMalformed)
 	}
 	if w.DeviceID != nil && *w.DeviceID == "" {
@@ -81,12 +88,14 @@ func parseClaims(payload []byte, legacy bool) (*Claims, error) {
 		return nil, errors.Join(ErrMalformed, err)
 	}
 	c := &Claims{
-		PublicKey:  pk,
-		Principal:  w.Principal.Email,
-		IssuedAt:   time.UnixMilli(*w.IssuedAt).UTC(),
-		ExpiresAt:  time.UnixMilli(*w.ExpiresAt).UTC(),
-		Issuer:     *w.Issuer,
-		Generation: time.UnixMilli(*w.Generation).UTC(),
+		PublicKey: pk,
+		Principal: w.Principal.Email,
+		IssuedAt:  time.UnixMilli(*w.IssuedAt).UTC(),
+		ExpiresAt: time.UnixMilli(*w.ExpiresAt).UTC(),
+		Issuer:    *w.Issuer,
+	}
+	if w.Generation != nil {
+		c.Generation = time.UnixMilli(*w.Generation).UTC()
 	}
 	if w.DeviceID != nil {
 		c.DeviceID = *w.DeviceID

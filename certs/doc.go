@@ -7,8 +7,8 @@
 // Exact variant:
 //
 //   - Client keys are jwcrypto public keys (spec 7.1): RS {"algorithm":"RS",
-//     "n","e"} as decimal strings without sign or leading zeros (n odd, 2048
-//     to 4096 bits, or from 511 bits with legacy client keys; e odd,
+//     "n","e"} as decimal strings without sign or leading zeros (n odd, 2047
+//     to 4096 bits, C21, or from 511 bits with legacy client keys; e odd,
 //     3 <= e < n), or DS {"algorithm":"DS","y","p","q","g"} as hex of any
 //     length (p 1024 to 3072 bits, q 160 to 256 bits, 1 < g < p, 1 < y < p).
 //     [ParsePublicKey] refuses anything else, and any input above
@@ -19,11 +19,14 @@
 //     canonically: algorithm first, decimal n and e, lower-case hex y, p, q, g
 //     without leading zeros), principal {"email"}, iat, exp (milliseconds),
 //     iss, picl-generation (milliseconds), picl-deviceId (absent when the
-//     session has no device). RS256 is RSASSA-PKCS1-v1_5 with SHA-256 and a
-//     server key of at least 2048 bits; EdDSA is Ed25519 (RFC 8037).
+//     session has no device). iat is the moment of issue minus
+//     [IssuedAtBackdate] (10 s, C21), exp the moment of issue plus the
+//     duration. RS256 is RSASSA-PKCS1-v1_5 with SHA-256 and a server key of
+//     exactly 2048 bits (spec 7.3, C21); EdDSA is Ed25519 (RFC 8037).
 //   - kid is the RFC 7638 JWK thumbprint (SHA-256, base64url) of the server's
 //     public key. Published keys are a JWK Set (RFC 7517) and the browserid
-//     document of spec 7.4.
+//     document of spec 7.4, which lists RSA keys only while the current key
+//     is RSA (C21).
 //   - A backed assertion is "cert~assertion" with exactly one certificate.
 //     The assertion is a JWS made by the client with the certificate's key,
 //     with the header alg of jwcrypto: RS64, RS128 or RS256 for RS keys (all
@@ -39,12 +42,18 @@
 // parts are not canonical (RFC 4648 3.5), so that one certificate has exactly
 // one encoding.
 //
-// JWS signing and the verification of certificates use
-// github.com/go-jose/go-jose/v4 (which also computes the thumbprints and
-// reads JWK Sets). Client signatures on assertions are verified here with
-// math/big: go-jose knows no DSA, and crypto/rsa refuses moduli below 1024
-// bits (legacy client keys have 511) and exponents beyond 32 bits (jwcrypto
-// allows any e < n).
+// [Verifier] is the project's one BrowserID verifier: storage servers and
+// `keyserver certs verify` use it with the key server's published keys,
+// package recovery with the keys of email-domain identity providers
+// ([KeyFunc]) and the rules of spec 8.2 (RS256Only, MaxLifetime,
+// AnyDomain). JWS signing, the parsing of every JWS and the verification
+// of certificates use github.com/go-jose/go-jose/v4 (which also computes
+// the thumbprints and reads JWK Sets); a check before go-jose refuses
+// non-canonical base64url and header members other than alg and kid.
+// Client signatures on assertions are verified here with math/big: go-jose
+// knows no DSA, and crypto/rsa refuses moduli below 1024 bits (legacy
+// client keys have 511) and exponents beyond 32 bits (jwcrypto allows any
+// e < n).
 //
 // The package is pure: no I/O, time comes in as a func() time.Time and
 // randomness as an io.Reader. Reading key files and fetching JWK Sets is the

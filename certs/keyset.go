@@ -31,13 +31,13 @@ type KeySet struct {
 	keys []publishedKey
 }
 
-// NewKeySet returns the set of the given server public keys with their
-// thumbprints as kid. The first is the current key; repeated keys are
-// dropped.
+// NewKeySet returns the set of the given server public keys (RSA of
+// exactly 2048 bits, spec 7.3, or Ed25519) with their thumbprints as kid.
+// The first is the current key; repeated keys are dropped.
 func NewKeySet(keys ...crypto.PublicKey) (*KeySet, error) {
 	ks := &KeySet{}
 	for _, pub := range keys {
-		alg, err := keyAlgorithm(pub)
+		alg, err := serverKeyAlgorithm(pub)
 		if err != nil {
 			return nil, err
 		}
@@ -57,7 +57,8 @@ func NewKeySet(keys ...crypto.PublicKey) (*KeySet, error) {
 
 // ParseJWKS reads a JWK Set (RFC 7517) of RSA (RS256, at least 2048 bits)
 // and Ed25519 (EdDSA) public keys, each with a kid, such as
-// /.well-known/jwks.json publishes.
+// /.well-known/jwks.json publishes. It is the verifier's side: RSA keys
+// above 2048 bits, which the key server never publishes, verify too.
 func ParseJWKS(data []byte) (*KeySet, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(data, &set); err != nil {
@@ -93,6 +94,19 @@ func (ks *KeySet) key(kid string) *publishedKey {
 		}
 	}
 	return nil
+}
+
+// lookup returns the key named by a key server certificate's kid: the key
+// server's certificates always name their key (spec 7.2).
+func (ks *KeySet) lookup(kid string) (crypto.PublicKey, error) {
+	if kid == "" {
+		return nil, fmt.Errorf("%w: the header names no key (kid)", ErrMalformed)
+	}
+	k := ks.key(kid)
+	if k == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownKey, kid)
+	}
+	return k.pub, nil
 }
 
 // KeyIDs lists the kids in the set's order.
@@ -160,7 +174,10 @@ func (k *publishedKey) browserID(withKid bool) browserIDKey {
 }
 
 // BrowserID returns the body of /.well-known/browserid (spec 7.4): the
-// current (first) key as public-key, and every key with its kid.
+// current (first) key as public-key, and the keys with their kids. While
+// the current key is RSA, keys lists the RSA keys only (C21): Mozilla's
+// verifier refuses the whole document for one key it does not know, so
+// Ed25519 keys are then published in the JWK Set alone.
 func (ks *KeySet) BrowserID() ([]byte, error) {
 	if len(ks.keys) == 0 {
 		return nil, fmt.Errorf("%w: empty key set", ErrUnsupportedKey)
@@ -175,8 +192,11 @@ func (ks *KeySet) BrowserID() ([]byte, error) {
 		Authentication: AuthenticationPath,
 		Provisioning:   ProvisioningPath,
 	}
+	rsaOnly := ks.keys[0].alg == RS256
 	for i := range ks.keys {
-		doc.Keys = append(doc.Keys, ks.keys[i].browserID(true))
+		if !rsaOnly || ks.keys[i].alg == RS256 {
+			doc.Keys = append(doc.Keys, ks.keys[i].browserID(true))
+		}
 	}
 	return marshalCompact(doc)
 }

@@ -25,7 +25,7 @@ const MaxPublicKeySize = 8 << 10
 
 // Limits of spec 7.1 and D16.
 const (
-	minRSABits       = 2048
+	minRSABits       = 2047 // C21: a "2048-bit" jwcrypto key may be one bit short
 	minLegacyRSABits = 511
 	maxRSABits       = 4096
 	minDSAPBits      = 1024
@@ -47,7 +47,7 @@ type PublicKey struct {
 }
 
 // ParsePublicKey parses and checks a client public key (spec 7.1). legacy
-// lowers the minimum RSA modulus from 2048 to 511 bits (D16). Every
+// lowers the minimum RSA modulus from 2047 (C21) to 511 bits (D16). Every
 // rejection wraps ErrInvalidKey.
 func ParsePublicKey(data []byte, legacy bool) (*PublicKey, error) {
 	if len(data) > MaxPublicKeySize {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -22,19 +23,24 @@ const (
 	EdDSA = "EdDSA"
 )
 
-// Server RSA keys have at least minServerRSABits bits; GenerateKey makes
-// keys of exactly that size.
-const minServerRSABits = 2048
+// serverRSABits is the size of the server's RSA keys, signing or retired
+// (spec 7.3, C21). Verifiers accept issuer RSA keys from this size up.
+const serverRSABits = 2048
+
+// IssuedAtBackdate is how long before the moment of issue a certificate's
+// iat is put (spec 7.2, C21): BrowserID verifiers refuse a certificate
+// issued "later than" their clock, so iat pads for clocks that are behind.
+const IssuedAtBackdate = 10 * time.Second
 
 // ErrUnsupportedKey is wrapped by rejections of server keys and key files.
 var ErrUnsupportedKey = errors.New("certs: unsupported server key")
 
-// GenerateKey makes a server key for alg: a 2048-bit RSA key for RS256, an
-// Ed25519 key for EdDSA.
+// GenerateKey makes a server key for alg: a 2048-bit RSA key for RS256 (the
+// only size spec 7.3 allows), an Ed25519 key for EdDSA.
 func GenerateKey(alg string, random io.Reader) (crypto.Signer, error) {
 	switch alg {
 	case RS256:
-		return rsa.GenerateKey(random, minServerRSABits)
+		return rsa.GenerateKey(random, serverRSABits)
 	case EdDSA:
 		_, priv, err := ed25519.GenerateKey(random)
 		return priv, err
@@ -45,7 +51,7 @@ func GenerateKey(alg string, random io.Reader) (crypto.Signer, error) {
 // MarshalPrivateKey encodes a server key as a PEM "PRIVATE KEY" block
 // (PKCS #8), the key file format of the keyserver command.
 func MarshalPrivateKey(key crypto.Signer) ([]byte, error) {
-	if _, err := keyAlgorithm(key.Public()); err != nil {
+	if _, err := serverKeyAlgorithm(key.Public()); err != nil {
 		return nil, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
@@ -56,7 +62,8 @@ func MarshalPrivateKey(key crypto.Signer) ([]byte, error) {
 }
 
 // ParsePrivateKey reads a server key from a PEM block "PRIVATE KEY" (PKCS
-// #8, RSA or Ed25519) or "RSA PRIVATE KEY" (PKCS #1).
+// #8, RSA or Ed25519) or "RSA PRIVATE KEY" (PKCS #1). An RSA key must have
+// exactly 2048 bits (spec 7.3).
 func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 	block, err := onePEMBlock(data)
 	if err != nil {
@@ -78,7 +85,7 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %T", ErrUnsupportedKey, key)
 	}
-	if _, err := keyAlgorithm(signer.Public()); err != nil {
+	if _, err := serverKeyAlgorithm(signer.Public()); err != nil {
 		return nil, err
 	}
 	return signer, nil
@@ -103,7 +110,7 @@ func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
 	}
-	if _, err := keyAlgorithm(pub); err != nil {
+	if _, err := serverKeyAlgorithm(pub); err != nil {
 		return nil, err
 	}
 	return pub, nil
@@ -124,13 +131,13 @@ func onePEMBlock(data []byte) (*pem.Block, error) {
 	return block, nil
 }
 
-// keyAlgorithm returns the JWS alg of a server public key: RS256 for RSA
-// keys of at least 2048 bits, EdDSA for Ed25519.
+// keyAlgorithm returns the JWS alg of an issuer public key that verifiers
+// accept: RS256 for RSA keys of at least 2048 bits, EdDSA for Ed25519.
 func keyAlgorithm(pub crypto.PublicKey) (string, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		if k.N.BitLen() < minServerRSABits {
-			return "", fmt.Errorf("%w: RSA key of %d bits (at least %d)", ErrUnsupportedKey, k.N.BitLen(), minServerRSABits)
+		if k.N.BitLen() < serverRSABits {
+			return "", fmt.Errorf("%w: RSA key of %d bits (at least %d)", ErrUnsupportedKey, k.N.BitLen(), serverRSABits)
 		}
 		return RS256, nil
 	case ed25519.PublicKey:
@@ -140,6 +147,16 @@ func keyAlgorithm(pub crypto.PublicKey) (string, error) {
 		return EdDSA, nil
 	}
 	return "", fmt.Errorf("%w: %T (want RSA or Ed25519)", ErrUnsupportedKey, pub)
+}
+
+// serverKeyAlgorithm is keyAlgorithm for the server's own keys, signing or
+// retired: RSA keys of exactly 2048 bits (spec 7.3, C21).
+func serverKeyAlgorithm(pub crypto.PublicKey) (string, error) {
+	if k, ok := pub.(*rsa.PublicKey); ok && k.N.BitLen() != serverRSABits {
+		return "", fmt.Errorf("%w: RSA key of %d bits: the server's RSA keys must be exactly %d bits (spec 7.3: BrowserID verifiers know RS256 only as %d-bit RSA)",
+			ErrUnsupportedKey, k.N.BitLen(), serverRSABits, serverRSABits)
+	}
+	return keyAlgorithm(pub)
 }
 
 // KeyID returns the kid of a server public key: its RFC 7638 JWK
@@ -165,12 +182,12 @@ type Signer struct {
 	jws jose.Signer
 }
 
-// NewSigner returns a signer for an RSA (RS256, at least 2048 bits) or
+// NewSigner returns a signer for an RSA (RS256, exactly 2048 bits) or
 // Ed25519 (EdDSA) private key. It signs and verifies a probe first, so a
 // damaged key is refused here rather than at the first request.
 func NewSigner(key crypto.Signer) (*Signer, error) {
 	pub := key.Public()
-	alg, err := keyAlgorithm(pub)
+	alg, err := serverKeyAlgorithm(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -193,11 +210,11 @@ func NewSigner(key crypto.Signer) (*Signer, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
 	}
 	s := &Signer{alg: alg, kid: kid, pub: pub, jws: jws}
-	probe, err := s.signPayload([]byte(`{"probe":true}`))
+	probe, err := s.jws.Sign([]byte(`{"probe":true}`))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("certs: signing: %w", err)
 	}
-	if _, err := verifyJWS(probe, alg, pub); err != nil {
+	if _, err := probe.Verify(pub); err != nil {
 		return nil, fmt.Errorf("%w: the private and public halves do not match", ErrUnsupportedKey)
 	}
 	return s, nil
@@ -213,35 +230,20 @@ func (s *Signer) KeyID() string { return s.kid }
 func (s *Signer) Public() crypto.PublicKey { return s.pub }
 
 // Sign returns the certificate for c (spec 7.2) as a JWS compact
-// serialisation.
+// serialisation. c.IssuedAt is the moment of issue: the certificate's iat
+// is IssuedAtBackdate earlier; its exp is c.ExpiresAt.
 func (s *Signer) Sign(c *Claims) (string, error) {
-	payload, err := c.MarshalJSON()
+	signed := *c
+	signed.IssuedAt = c.IssuedAt.Add(-IssuedAtBackdate)
+	payload, err := signed.MarshalJSON()
 	if err != nil {
 		return "", err
 	}
-	return s.signPayload(payload)
-}
-
-func (s *Signer) signPayload(payload []byte) (string, error) {
 	obj, err := s.jws.Sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("certs: signing: %w", err)
 	}
 	return obj.CompactSerialize()
-}
-
-// verifyJWS checks a compact JWS whose header alg must be alg with the
-// server key pub, and returns its payload.
-func verifyJWS(token, alg string, pub crypto.PublicKey) ([]byte, error) {
-	obj, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	payload, err := obj.Verify(pub)
-	if err != nil {
-		return nil, ErrSignature
-	}
-	return payload, nil
 }
 
 // ParseAlgorithm maps a case-insensitive name (rs256, eddsa) to RS256 or

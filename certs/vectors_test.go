@@ -3,9 +3,11 @@ package certs
 import (
 	"bytes"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"math/big"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,7 +80,7 @@ func vectorSigner(tb testing.TB, v *certVector) *Signer {
 	return s
 }
 
-// vectorClaims are the claims of the vector's request.
+// vectorClaims are the claims of the vector's request, issued at now_ms.
 func vectorClaims(tb testing.TB, v *certVector) *Claims {
 	tb.Helper()
 	pk, err := ParsePublicKey(v.Request.PublicKey, true) // a 511-bit client key
@@ -113,17 +115,26 @@ func TestVectors(t *testing.T) {
 			if s.KeyID() != v.Kid || s.Algorithm() != RS256 {
 				t.Fatalf("kid %q alg %q, want %q RS256", s.KeyID(), s.Algorithm(), v.Kid)
 			}
+			// The payload is the claims with iat = now - 10 s (C21).
 			c := vectorClaims(t, &v)
-			payload, err := c.MarshalJSON()
+			backdated := *c
+			backdated.IssuedAt = c.IssuedAt.Add(-IssuedAtBackdate)
+			payload, err := backdated.MarshalJSON()
 			if err != nil || string(payload) != v.Payload {
 				t.Fatalf("payload (%v):\n got %s\nwant %s", err, payload, v.Payload)
 			}
+			// Sign takes the moment of issue and backdates iat itself.
 			cert, err := s.Sign(c)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if cert != v.Cert {
 				t.Fatalf("cert:\n got %s\nwant %s", cert, v.Cert)
+			}
+			parts := strings.Split(cert, ".")
+			header, _ := base64.RawURLEncoding.DecodeString(parts[0])
+			if string(header) != v.Header || parts[0]+"."+parts[1] != v.SigningInput {
+				t.Fatalf("header %s, signing input %s", header, parts[0]+"."+parts[1])
 			}
 
 			ks, err := NewKeySet(s.Public())
@@ -149,7 +160,7 @@ func TestVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.KeyID != v.Kid || got.Principal != c.Principal || !got.IssuedAt.Equal(c.IssuedAt) ||
+			if got.KeyID != v.Kid || got.Principal != c.Principal || got.IssuedAt.UnixMilli() != v.NowMs-10_000 ||
 				!got.ExpiresAt.Equal(c.ExpiresAt) || !got.Generation.Equal(c.Generation) || got.DeviceID != v.DeviceID ||
 				got.PublicKey.N.Cmp(c.PublicKey.N) != 0 {
 				t.Fatalf("verified claims %+v, want %+v", got.Claims, c)

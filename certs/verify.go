@@ -1,12 +1,16 @@
 package certs
 
 import (
+	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // Verification failures wrap one of these.
@@ -19,14 +23,22 @@ var (
 	ErrNotYetValid = errors.New("certs: issued in the future")
 	ErrIssuer      = errors.New("certs: wrong issuer")
 	ErrAudience    = errors.New("certs: wrong audience")
+	ErrLifetime    = errors.New("certs: valid for too long")
 )
 
 // MaxTokenSize bounds a certificate or backed assertion, like the assertion
 // limit of spec 8.1; longer input is refused before decoding.
 const MaxTokenSize = 16384
 
-// Verifier checks certificates and backed assertions against the published
-// keys of an issuer. This is what a storage server runs on each request:
+// KeyFunc returns the key that verifies a certificate: the key of issuer
+// iss named by kid ("" when the header names none), of the type the JWS
+// alg (RS256 or EdDSA) needs. iss is read before the signature is checked.
+type KeyFunc func(iss, kid, alg string) (crypto.PublicKey, error)
+
+// Verifier is the one BrowserID verifier of the project: it checks
+// certificates and backed assertions, of the key server (against its
+// published keys) or of the identity providers that recovery trusts
+// (through KeyFunc). This is what a storage server runs on each request:
 //
 //	ks, err := certs.ParseJWKS(jwksJSON) // GET https://<key server>/.well-known/jwks.json
 //	v := &certs.Verifier{Keys: ks, Issuer: "keys.example.com", Skew: time.Minute}
@@ -38,15 +50,28 @@ const MaxTokenSize = 16384
 // A key that is no longer in Keys no longer verifies. The zero Skew
 // tolerates no clock difference. A Verifier is safe for concurrent use.
 type Verifier struct {
-	// Keys are the trusted issuer keys by kid.
+	// Keys are the trusted key server keys by kid; a certificate must name
+	// one by kid.
 	Keys *KeySet
+	// KeyFunc, when not nil, finds the issuer keys instead of Keys.
+	KeyFunc KeyFunc
 	// Issuer, when not empty, is the only accepted iss.
 	Issuer string
+	// AnyDomain accepts a principal in any email domain, leaving the
+	// domain policy to the caller. By default the principal's domain must
+	// be the issuer's, as in the key server's certificates.
+	AnyDomain bool
 	// LegacyClientKeys accepts certified RSA client keys from 511 bits
 	// (D16), as a key server with legacy client keys issues them.
 	LegacyClientKeys bool
+	// RS256Only accepts only RS certified keys and RS256 assertions (spec
+	// 8.2) instead of every jwcrypto key and algorithm (spec 7.1).
+	RS256Only bool
 	// Skew is how far in the future iat and nbf may be (exp gets none).
 	Skew time.Duration
+	// MaxLifetime, when not zero, bounds how far ahead of now an
+	// assertion's exp may be (spec 8.2: 24 h); Skew does not apply to it.
+	MaxLifetime time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -54,7 +79,7 @@ type Verifier struct {
 // Certificate is a verified certificate.
 type Certificate struct {
 	Claims
-	KeyID     string // kid of the issuer key that signed it
+	KeyID     string // kid of the issuer key that signed it ("" if none named)
 	Algorithm string // RS256 or EdDSA
 }
 
@@ -66,6 +91,14 @@ type Assertion struct {
 	IssuedAt    time.Time // zero when the assertion has no iat
 }
 
+// JWS algorithms: of certificates (spec 7.2), and of client assertions
+// (jwcrypto's names, spec 7.1; RS256 alone with RS256Only).
+var (
+	certAlgs      = []jose.SignatureAlgorithm{jose.RS256, jose.EdDSA}
+	assertionAlgs = []jose.SignatureAlgorithm{"RS64", "RS128", jose.RS256, "DS128", "DS256"}
+	rs256Only     = []jose.SignatureAlgorithm{jose.RS256}
+)
+
 func (v *Verifier) now() time.Time {
 	if v.Now != nil {
 		return v.Now()
@@ -74,52 +107,78 @@ func (v *Verifier) now() time.Time {
 }
 
 // VerifyCertificate checks a certificate: well-formed, header alg RS256 or
-// EdDSA matching the key named by kid in v.Keys, signature, payload (spec
+// EdDSA matching the issuer key (named by kid), signature, payload (spec
 // 7.2), iat <= now + Skew, now < exp, iss (when v.Issuer is set) and a
-// principal "<local>@<iss>".
+// principal "<local>@<domain>" whose domain is iss (unless AnyDomain).
 func (v *Verifier) VerifyCertificate(cert string) (*Certificate, error) {
-	if v.Keys == nil {
-		return nil, fmt.Errorf("%w: no keys configured", ErrUnknownKey)
-	}
-	jws, err := splitJWS(cert, "alg", "kid")
+	return v.verifyCertificate(cert, v.now())
+}
+
+func (v *Verifier) verifyCertificate(cert string, now time.Time) (*Certificate, error) {
+	jws, err := parseJWS(cert, certAlgs)
 	if err != nil {
 		return nil, err
 	}
-	if jws.alg != RS256 && jws.alg != EdDSA {
-		return nil, fmt.Errorf("%w: %q", ErrAlgorithm, jws.alg)
+	var unverified struct {
+		Issuer string `json:"iss"`
 	}
-	key := v.Keys.key(jws.kid)
-	if key == nil {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownKey, jws.kid)
+	if err := json.Unmarshal(jws.obj.UnsafePayloadWithoutVerification(), &unverified); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
-	if key.alg != jws.alg {
-		return nil, fmt.Errorf("%w: %s for a %s key", ErrAlgorithm, jws.alg, key.alg)
-	}
-	payload, err := verifyJWS(cert, jws.alg, key.pub)
+	pub, err := v.issuerKey(unverified.Issuer, jws.kid, jws.alg)
 	if err != nil {
 		return nil, err
+	}
+	if alg, err := keyAlgorithm(pub); err != nil || alg != jws.alg {
+		return nil, fmt.Errorf("%w: %s for a key of type %T", ErrAlgorithm, jws.alg, pub)
+	}
+	payload, err := jws.obj.Verify(pub)
+	if err != nil {
+		return nil, ErrSignature
 	}
 	claims, err := parseClaims(payload, v.LegacyClientKeys)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.checkTimes(claims.IssuedAt, time.Time{}, claims.ExpiresAt); err != nil {
+	if v.RS256Only && claims.PublicKey.Algorithm != AlgorithmRS {
+		return nil, fmt.Errorf("%w: the certified key is not an RS key", ErrAlgorithm)
+	}
+	if err := v.checkTimes(now, claims.IssuedAt, time.Time{}, claims.ExpiresAt); err != nil {
 		return nil, err
 	}
 	if v.Issuer != "" && claims.Issuer != v.Issuer {
 		return nil, fmt.Errorf("%w: %q", ErrIssuer, claims.Issuer)
 	}
-	local, domain, ok := strings.Cut(claims.Principal, "@")
-	if !ok || local == "" || domain != claims.Issuer {
+	at := strings.LastIndexByte(claims.Principal, '@')
+	if at <= 0 || at == len(claims.Principal)-1 {
+		return nil, fmt.Errorf("%w: principal is not an email", ErrMalformed)
+	}
+	if !v.AnyDomain && claims.Principal[at+1:] != claims.Issuer {
 		return nil, fmt.Errorf("%w: principal %q is not in the issuer's domain", ErrIssuer, claims.Principal)
 	}
-	return &Certificate{Claims: *claims, KeyID: key.kid, Algorithm: key.alg}, nil
+	return &Certificate{Claims: *claims, KeyID: jws.kid, Algorithm: jws.alg}, nil
+}
+
+// issuerKey finds the key of a certificate with KeyFunc or in Keys.
+func (v *Verifier) issuerKey(iss, kid, alg string) (crypto.PublicKey, error) {
+	if v.KeyFunc != nil {
+		pub, err := v.KeyFunc(iss, kid, alg)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
+		}
+		return pub, nil
+	}
+	if v.Keys == nil {
+		return nil, fmt.Errorf("%w: no keys configured", ErrUnknownKey)
+	}
+	return v.Keys.lookup(kid)
 }
 
 // VerifyAssertion checks a backed assertion "cert~assertion": the
 // certificate as VerifyCertificate does, then the assertion's signature with
 // the certified key, aud equal to audience (a trailing '/' ignored on
-// either), now < exp, and iat and nbf (when present) <= now + Skew.
+// either), now < exp (and exp <= now + MaxLifetime when set), and iat and
+// nbf (when present) <= now + Skew.
 func (v *Verifier) VerifyAssertion(backed, audience string) (*Assertion, error) {
 	if len(backed) > MaxTokenSize {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenSize)
@@ -127,20 +186,27 @@ func (v *Verifier) VerifyAssertion(backed, audience string) (*Assertion, error) 
 	if strings.Count(backed, "~") != 1 {
 		return nil, fmt.Errorf("%w: want exactly one certificate and one assertion", ErrMalformed)
 	}
+	now := v.now()
 	certPart, assertionPart, _ := strings.Cut(backed, "~")
-	cert, err := v.VerifyCertificate(certPart)
+	cert, err := v.verifyCertificate(certPart, now)
 	if err != nil {
 		return nil, err
 	}
-	jws, err := splitJWS(assertionPart, "alg")
-	if err != nil {
-		return nil, err
+	algs := assertionAlgs
+	if v.RS256Only {
+		algs = rs256Only
 	}
+	jws, err := parseJWS(assertionPart, algs)
+	if err != nil {
+		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	// go-jose knows neither DSA nor RSA keys below 1024 bits: the client's
+	// signature is checked by PublicKey.verify.
 	h, ok := cert.PublicKey.assertionHash(jws.alg)
 	if !ok {
 		return nil, fmt.Errorf("%w: %q for a certified %s key", ErrAlgorithm, jws.alg, cert.PublicKey.Algorithm)
 	}
-	if !cert.PublicKey.verify(h, []byte(jws.signingInput), jws.signature) {
+	if !cert.PublicKey.verify(h, []byte(jws.signingInput), jws.obj.Signatures[0].Signature) {
 		return nil, fmt.Errorf("%w: assertion", ErrSignature)
 	}
 	var p struct {
@@ -149,7 +215,7 @@ func (v *Verifier) VerifyAssertion(backed, audience string) (*Assertion, error) 
 		IssuedAt  *int64  `json:"iat"`
 		NotBefore *int64  `json:"nbf"`
 	}
-	if err := json.Unmarshal(jws.payload, &p); err != nil || p.Audience == nil || p.ExpiresAt == nil {
+	if err := json.Unmarshal(jws.obj.UnsafePayloadWithoutVerification(), &p); err != nil || p.Audience == nil || p.ExpiresAt == nil {
 		return nil, fmt.Errorf("%w: assertion payload needs aud and exp", ErrMalformed)
 	}
 	if audience == "" || strings.TrimSuffix(*p.Audience, "/") != strings.TrimSuffix(audience, "/") {
@@ -163,16 +229,18 @@ func (v *Verifier) VerifyAssertion(backed, audience string) (*Assertion, error) 
 	if p.NotBefore != nil {
 		nbf = time.UnixMilli(*p.NotBefore)
 	}
-	if err := v.checkTimes(a.IssuedAt, nbf, a.ExpiresAt); err != nil {
+	if err := v.checkTimes(now, a.IssuedAt, nbf, a.ExpiresAt); err != nil {
 		return nil, fmt.Errorf("assertion: %w", err)
+	}
+	if v.MaxLifetime > 0 && a.ExpiresAt.Sub(now) > v.MaxLifetime {
+		return nil, fmt.Errorf("assertion: %w: exp more than %v ahead", ErrLifetime, v.MaxLifetime)
 	}
 	return a, nil
 }
 
 // checkTimes checks iat and nbf (skipped when zero) against now + Skew, and
 // now < exp.
-func (v *Verifier) checkTimes(iat, nbf, exp time.Time) error {
-	now := v.now()
+func (v *Verifier) checkTimes(now, iat, nbf, exp time.Time) error {
 	latest := now.Add(v.Skew)
 	if (!iat.IsZero() && iat.After(latest)) || (!nbf.IsZero() && nbf.After(latest)) {
 		return ErrNotYetValid
@@ -183,18 +251,19 @@ func (v *Verifier) checkTimes(iat, nbf, exp time.Time) error {
 	return nil
 }
 
-// jwsParts is a compact JWS taken apart, nothing verified yet.
-type jwsParts struct {
+// jws is a compact JWS parsed by go-jose, its signature not checked yet.
+type jws struct {
+	obj          *jose.JSONWebSignature
 	alg, kid     string
 	signingInput string
-	payload      []byte
-	signature    []byte
 }
 
-// splitJWS takes a compact JWS apart. Each part must be canonical base64url
-// without padding, and the header a JSON object with a string alg and no
-// members but the names given (each of which is then required).
-func splitJWS(token string, headerNames ...string) (*jwsParts, error) {
+// parseJWS parses a compact JWS with go-jose, after refusing what go-jose
+// lets through: parts that are not canonical base64url (RFC 4648 3.5: one
+// token has exactly one encoding) or empty, and a header with members
+// other than a string alg (one of algs) and an optional string kid, such
+// as crit, b64, jwk or x5c.
+func parseJWS(token string, algs []jose.SignatureAlgorithm) (*jws, error) {
 	if len(token) > MaxTokenSize {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenSize)
 	}
@@ -202,29 +271,31 @@ func splitJWS(token string, headerNames ...string) (*jwsParts, error) {
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
 	}
-	var raw [3][]byte
+	var header []byte
 	for i, p := range parts {
 		b, err := base64.RawURLEncoding.Strict().DecodeString(p)
 		if err != nil || len(b) == 0 {
 			return nil, fmt.Errorf("%w: part %d is not canonical base64url", ErrMalformed, i+1)
 		}
-		raw[i] = b
-	}
-	var header map[string]json.RawMessage
-	if err := json.Unmarshal(raw[0], &header); err != nil || len(header) != len(headerNames) {
-		return nil, fmt.Errorf("%w: header must have exactly %s", ErrMalformed, strings.Join(headerNames, ", "))
-	}
-	values := map[string]string{}
-	for _, name := range headerNames {
-		var s string
-		if err := json.Unmarshal(header[name], &s); err != nil || s == "" {
-			return nil, fmt.Errorf("%w: header %s must be a non-empty string", ErrMalformed, name)
+		if i == 0 {
+			header = b
 		}
-		values[name] = s
 	}
-	return &jwsParts{
-		alg: values["alg"], kid: values["kid"],
-		signingInput: parts[0] + "." + parts[1],
-		payload:      raw[1], signature: raw[2],
-	}, nil
+	members, err := stringMembers(header)
+	ok := err == nil && members["alg"] != ""
+	for name, value := range members {
+		ok = ok && (name == "alg" || name == "kid") && value != ""
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: the header must have a string alg, an optional string kid, and nothing else", ErrMalformed)
+	}
+	alg := members["alg"]
+	if !slices.Contains(algs, jose.SignatureAlgorithm(alg)) {
+		return nil, fmt.Errorf("%w: %q", ErrAlgorithm, alg)
+	}
+	obj, err := jose.ParseSignedCompact(token, algs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return &jws{obj: obj, alg: alg, kid: members["kid"], signingInput: parts[0] + "." + parts[1]}, nil
 }

@@ -135,9 +135,12 @@ func TestCertificates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// iat is the moment of issue - 10 s, exp the moment of issue +
+		// duration (spec 7.2, C21).
+		issued := got.IssuedAt.Add(certs.IssuedAtBackdate)
 		if got.Principal != hex.EncodeToString(sess.UID)+"@"+issuer(s) || got.Issuer != issuer(s) ||
-			got.IssuedAt.Before(start) || got.ExpiresAt.Sub(got.IssuedAt) != 10*time.Second ||
-			got.Generation.Before(start) || got.Generation.After(got.IssuedAt) || got.DeviceID != d.ID ||
+			issued.Before(start) || issued.After(time.Now()) || got.ExpiresAt.Sub(issued) != 10*time.Second ||
+			got.Generation.Before(start) || got.Generation.After(issued) || got.DeviceID != d.ID ||
 			got.PublicKey.N.Cmp(certClient().N) != 0 {
 			t.Fatalf("claims %+v", got.Claims)
 		}
@@ -251,6 +254,43 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
+// While the signing key is RSA, /.well-known/browserid lists RSA keys
+// only; an Ed25519 key (retired, or published in advance) is in
+// /.well-known/jwks.json alone (spec 7.4, C21). With the Ed25519 key
+// current, both list both.
+func TestBrowserIDDocumentKeys(t *testing.T) {
+	rsaKey, edKey := generateKey(t, "rs256"), generateKey(t, "eddsa")
+	docs := func(s *server) (browserID map[string]any, kids []string) {
+		t.Helper()
+		code, browserID, _ := getJSON(t, s.URL+"/.well-known/browserid")
+		if code != 200 {
+			t.Fatalf("browserid: %d", code)
+		}
+		return browserID, published(t, s).Keys.KeyIDs()
+	}
+	algorithms := func(doc map[string]any) (current string, keys []string) {
+		for _, k := range doc["keys"].([]any) {
+			keys = append(keys, k.(map[string]any)["algorithm"].(string))
+		}
+		return doc["public-key"].(map[string]any)["algorithm"].(string), keys
+	}
+
+	s := startServer(t, "--db", sqliteDB(t), "--dev", "--signing-key", rsaKey, "--retired-key", edKey)
+	doc, kids := docs(s)
+	if cur, keys := algorithms(doc); cur != "RS" || len(keys) != 1 || keys[0] != "RS" || len(kids) != 2 {
+		t.Fatalf("RSA current: browserid %v %v, jwks kids %v", cur, keys, kids)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = startServer(t, "--db", sqliteDB(t), "--dev", "--signing-key", edKey, "--retired-key", rsaKey)
+	doc, kids = docs(s)
+	if cur, keys := algorithms(doc); cur != "ED" || len(keys) != 2 || keys[0] != "ED" || keys[1] != "RS" || len(kids) != 2 {
+		t.Fatalf("Ed25519 current: browserid %v %v, jwks kids %v", cur, keys, kids)
+	}
+}
+
 // Tampered certificates fail in the CLI with exit 1; usage errors exit 2.
 func TestCertsVerifyCLI(t *testing.T) {
 	s := startServer(t, "--db", sqliteDB(t), "--dev")
@@ -357,16 +397,36 @@ func TestSigningKeyFiles(t *testing.T) {
 	if _, _, code := runKeyserver(t, "keys", "generate", "--alg", "hs256", "--out", file+"2"); code != 2 {
 		t.Fatalf("keys generate --alg hs256: exit %d", code)
 	}
+	// keys generate makes 2048-bit RSA keys (spec 7.3).
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, err := certs.ParsePublicKeyPEM(data); err != nil || pub.(*rsa.PublicKey).N.BitLen() != 2048 {
+		t.Fatalf("generated key: %v", err)
+	}
 	garbage := filepath.Join(t.TempDir(), "garbage.pem")
 	if err := os.WriteFile(garbage, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// An RSA key of another size than 2048 bits is refused at startup.
+	odd, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(odd)
+	oddFile := filepath.Join(t.TempDir(), "rsa3072.pem")
+	if err := os.WriteFile(oddFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, args := range map[string][]string{
-		"no key":          {},
-		"missing file":    {"--signing-key", filepath.Join(t.TempDir(), "absent.pem")},
-		"not a key":       {"--signing-key", garbage},
-		"retired junk":    {"--signing-key", file, "--retired-key", garbage},
-		"missing retired": {"--signing-key", file, "--retired-key", filepath.Join(t.TempDir(), "absent.pem")},
+		"no key":           {},
+		"missing file":     {"--signing-key", filepath.Join(t.TempDir(), "absent.pem")},
+		"not a key":        {"--signing-key", garbage},
+		"retired junk":     {"--signing-key", file, "--retired-key", garbage},
+		"missing retired":  {"--signing-key", file, "--retired-key", filepath.Join(t.TempDir(), "absent.pem")},
+		"3072-bit key":     {"--signing-key", oddFile},
+		"3072-bit retired": {"--signing-key", file, "--retired-key", oddFile},
 	} {
 		_, errOut, code := runKeyserver(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--db", sqliteDB(t)}, args...)...)
 		if code == 0 || !strings.Contains(errOut, "keyserver: error:") {
@@ -374,6 +434,9 @@ func TestSigningKeyFiles(t *testing.T) {
 		}
 		if name == "no key" && (code != 2 || !strings.Contains(errOut, "keys generate")) {
 			t.Errorf("no key: exit %d %q", code, errOut)
+		}
+		if strings.HasPrefix(name, "3072") && (!strings.Contains(errOut, "3072 bits") || !strings.Contains(errOut, "exactly 2048 bits")) {
+			t.Errorf("%s: the message names neither the size nor the rule: %q", name, errOut)
 		}
 	}
 	s := startServer(t, "--db", sqliteDB(t), "--dev", "--signing-key=")

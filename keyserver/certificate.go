@@ -91,7 +91,7 @@ func (s *Server) certificateSign(req *request) (any, error) {
 			Principal:  hexString(a.UID) + "@" + s.certs.issuer,
 			Issuer:     s.certs.issuer,
 			Generation: a.Generation,
-			IssuedAt:   now,
+			IssuedAt:   now, // Sign backdates iat by certs.IssuedAtBackdate (C21)
 			ExpiresAt:  now.Add(time.Duration(duration) * time.Millisecond),
 		}
 		if deviceID != nil {

@@ -117,9 +117,11 @@ func TestCertificateSign(t *testing.T) {
 				t.Fatal(err)
 			}
 			issuer := strings.TrimPrefix(f.url, "http://")
+			// iat is the moment of issue - 10 s (spec 7.2, C21).
+			issued := got.IssuedAt.Add(certs.IssuedAtBackdate)
 			if got.Algorithm != alg || got.KeyID != signer.KeyID() || got.Principal != hexOf(uid)+"@"+issuer ||
-				got.Issuer != issuer || got.IssuedAt.Before(before) || got.IssuedAt.After(time.Now()) ||
-				got.ExpiresAt.Sub(got.IssuedAt) != time.Hour || !got.Generation.Equal(acct.Generation) ||
+				got.Issuer != issuer || issued.Before(before) || issued.After(time.Now()) ||
+				got.ExpiresAt.Sub(issued) != time.Hour || !got.Generation.Equal(acct.Generation) ||
 				got.DeviceID != "" || got.PublicKey.N.String() != clientKey()["n"] {
 				t.Fatalf("claims %+v", got)
 			}

@@ -2,13 +2,13 @@ package recovery
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -24,128 +24,38 @@ type browserIDIssuer struct {
 	domains []string
 }
 
-// BrowserID backed assertions (spec 8.2): "cert~assertion", exactly one
-// certificate. The certificate is a JWS (RS256 or EdDSA) by a key of the
-// issuer named by its iss, the key picked by kid or, without kid, the only
-// key or the browserid document's public-key; its payload has a
-// principal.email in an allowed domain, iat (ms) at most now + 60 s, exp (ms)
-// in the future, and a public-key that is a jwcrypto RS key within the
-// limits of spec 7.1 (parsed by package certs). Other payload members are
-// ignored. The assertion is a JWS (RS256) by that key whose aud is the key
-// server's public URL (a trailing "/" ignored) and whose exp (ms) is in the
-// future and at most 24 h ahead; iat and nbf, when present, are at most
-// now + 60 s.
-var (
-	certAlgs      = []jose.SignatureAlgorithm{jose.RS256, jose.EdDSA}
-	assertionAlgs = []jose.SignatureAlgorithm{jose.RS256}
-)
-
-// verifyBackedAssertion checks a BrowserID backed assertion.
+// verifyBackedAssertion checks a BrowserID backed assertion (spec 8.2)
+// with the verifier of package certs: the certificate by a key of the
+// issuer named by its iss (picked by kid or, without kid, the only key or
+// the browserid document's public-key), RS certified keys and RS256
+// assertions only, the assertion's aud the key server's public URL and its
+// exp at most 24 h ahead, a 60 s skew on iat and nbf. What is left here is
+// the policy: which issuers, and which email domains each may vouch for.
 func (v *Verifier) verifyBackedAssertion(ctx context.Context, backed string) (string, time.Time, error) {
 	now := v.now()
-	certPart, assertionPart, _ := strings.Cut(backed, "~")
-	if strings.Contains(assertionPart, "~") {
-		return "", time.Time{}, invalid("backed assertion: more than one certificate")
+	bv := certs.Verifier{
+		KeyFunc: func(iss, kid, alg string) (crypto.PublicKey, error) {
+			e, ok := v.browserID[iss]
+			if !ok {
+				return nil, errors.New("untrusted issuer")
+			}
+			return e.keys.lookup(ctx, kid, alg, now)
+		},
+		AnyDomain:   true,
+		RS256Only:   true,
+		Skew:        clockSkew,
+		MaxLifetime: maxLifetime,
+		Now:         func() time.Time { return now },
 	}
-	email, clientKey, err := v.verifyIdPCertificate(ctx, certPart, now)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	payload, err := verifyJWS(assertionPart, assertionAlgs, clientKey)
+	a, err := bv.VerifyAssertion(backed, v.audience)
 	if err != nil {
 		return "", time.Time{}, invalid("backed assertion: %v", err)
 	}
-	var a struct {
-		Aud           *string `json:"aud"`
-		Exp, Iat, Nbf *int64
+	c := a.Certificate
+	if !allowedDomain(c.Principal, v.browserID[c.Issuer].domains) {
+		return "", time.Time{}, invalid("certificate of %s: principal in a domain the issuer may not vouch for", c.Issuer)
 	}
-	if err := json.Unmarshal(payload, &a); err != nil || a.Aud == nil || a.Exp == nil {
-		return "", time.Time{}, invalid("backed assertion: payload needs aud and exp")
-	}
-	if v.audience == "" || strings.TrimSuffix(*a.Aud, "/") != v.audience {
-		return "", time.Time{}, invalid("backed assertion: wrong audience")
-	}
-	exp := time.UnixMilli(*a.Exp)
-	switch {
-	case !exp.After(now):
-		return "", time.Time{}, invalid("backed assertion: expired")
-	case exp.Sub(now) > maxLifetime:
-		return "", time.Time{}, invalid("backed assertion: exp more than 24 h ahead")
-	case tooEarly(a.Iat, now), tooEarly(a.Nbf, now):
-		return "", time.Time{}, invalid("backed assertion: iat or nbf in the future")
-	}
-	return email, exp, nil
-}
-
-// verifyIdPCertificate checks the certificate of a backed assertion and
-// returns its principal email and certified key.
-func (v *Verifier) verifyIdPCertificate(ctx context.Context, cert string, now time.Time) (string, *rsa.PublicKey, error) {
-	if err := refuseCrit(cert); err != nil {
-		return "", nil, invalid("certificate: %v", err)
-	}
-	jws, err := jose.ParseSignedCompact(cert, certAlgs)
-	if err != nil {
-		return "", nil, invalid("certificate: %v", err)
-	}
-	var c struct {
-		Iss       string          `json:"iss"`
-		PublicKey json.RawMessage `json:"public-key"`
-		Principal *struct {
-			Email string `json:"email"`
-		} `json:"principal"`
-		Iat, Exp *int64
-	}
-	if json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c) != nil {
-		return "", nil, invalid("certificate: payload is not a JSON object")
-	}
-	iss, ok := v.browserID[c.Iss]
-	if !ok {
-		return "", nil, invalid("certificate: untrusted issuer")
-	}
-	h := jws.Signatures[0].Protected
-	pub, err := iss.keys.lookup(ctx, h.KeyID, h.Algorithm, now)
-	if err != nil {
-		return "", nil, invalid("certificate of %s: %v", iss.Issuer, err)
-	}
-	if _, err := jws.Verify(pub); err != nil {
-		return "", nil, invalid("certificate of %s: bad signature", iss.Issuer)
-	}
-	switch {
-	case c.Principal == nil || c.Principal.Email == "" || !allowedDomain(c.Principal.Email, iss.domains):
-		return "", nil, invalid("certificate of %s: principal missing or in a domain the issuer may not vouch for", iss.Issuer)
-	case c.Iat == nil || tooEarly(c.Iat, now):
-		return "", nil, invalid("certificate of %s: iat missing or in the future", iss.Issuer)
-	case c.Exp == nil || !time.UnixMilli(*c.Exp).After(now):
-		return "", nil, invalid("certificate of %s: expired", iss.Issuer)
-	}
-	key, err := certs.ParsePublicKey(c.PublicKey, false)
-	if err != nil || key.Algorithm != certs.AlgorithmRS || !key.E.IsInt64() || key.E.Int64() > 1<<31-1 {
-		return "", nil, invalid("certificate of %s: the certified key is not an RS key of spec 7.1", iss.Issuer)
-	}
-	return c.Principal.Email, &rsa.PublicKey{N: key.N, E: int(key.E.Int64())}, nil
-}
-
-// tooEarly reports whether a millisecond time is more than the clock skew
-// ahead of now (false when absent).
-func tooEarly(ms *int64, now time.Time) bool {
-	return ms != nil && time.UnixMilli(*ms).Sub(now) > clockSkew
-}
-
-// verifyJWS checks a compact JWS of one of algs with pub and returns its
-// payload.
-func verifyJWS(token string, algs []jose.SignatureAlgorithm, pub any) ([]byte, error) {
-	if err := refuseCrit(token); err != nil {
-		return nil, err
-	}
-	jws, err := jose.ParseSignedCompact(token, algs)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := jws.Verify(pub)
-	if err != nil {
-		return nil, errors.New("bad signature")
-	}
-	return payload, nil
+	return c.Principal, a.ExpiresAt, nil
 }
 
 // parseBrowserIDDocument reads the keys of a /.well-known/browserid
@@ -196,7 +106,7 @@ func jwcryptoKey(raw json.RawMessage) (key, error) {
 	case certs.AlgorithmRS:
 		rs, _ := json.Marshal(map[string]string{"algorithm": m.Algorithm, "n": m.N, "e": m.E})
 		pk, err := certs.ParsePublicKey(rs, false)
-		if err != nil || !pk.E.IsInt64() || pk.E.Int64() > 1<<31-1 {
+		if err != nil || pk.N.BitLen() < minRSABits || !pk.E.IsInt64() || pk.E.Int64() > 1<<31-1 {
 			return key{}, fmt.Errorf("bad RS key: %v", err)
 		}
 		return key{kid: m.Kid, alg: string(jose.RS256), pub: &rsa.PublicKey{N: pk.N, E: int(pk.E.Int64())}}, nil

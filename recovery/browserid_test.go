@@ -2,8 +2,12 @@ package recovery
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +31,23 @@ var clientKeys = sync.OnceValues(func() (*rsa.PrivateKey, *rsa.PrivateKey) {
 	}
 	return a, b
 })
+
+// rs64Assertion is an assertion with jwcrypto's header alg RS64 (RS256
+// signatures under another name), which spec 8.2 does not accept.
+func rs64Assertion(t *testing.T, client *rsa.PrivateKey, aud string, exp time.Time) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	input := enc(map[string]string{"alg": "RS64"}) + "." + enc(map[string]any{"aud": aud, "exp": exp.UnixMilli()})
+	digest := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(nil, client, crypto.SHA256, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
 
 func browserIDVerifier(t *testing.T, idp *testidp.BrowserIDIdP, c *clock, e BrowserIDIssuer) *Verifier {
 	t.Helper()
@@ -64,20 +85,21 @@ func TestBackedAssertion(t *testing.T) {
 	}
 
 	bad := map[string]string{
-		"wrong audience":                  testidp.Backed(t, cert("alice@example.org"), client, "https://evil.example", now.Add(time.Minute)),
-		"assertion expired":               testidp.Backed(t, cert("alice@example.org"), client, audience, now.Add(-time.Millisecond)),
-		"assertion exp over 24 h ahead":   testidp.Backed(t, cert("alice@example.org"), client, audience, now.Add(24*time.Hour+time.Second)),
-		"certificate expired":             backed(idp.Certify(t, idp.Domain, "alice@example.org", &client.PublicKey, now.Add(-time.Hour), now.Add(-time.Second))),
-		"certificate iat in the future":   backed(idp.Certify(t, idp.Domain, "alice@example.org", &client.PublicKey, now.Add(2*time.Minute), now.Add(time.Hour))),
-		"principal in another domain":     backed(cert("alice@example.com")),
-		"principal in the IdP's domain":   backed(cert("alice@" + idp.Domain)),
-		"certificate by another key":      backed(idp.CertifyPlain(t, other.Key, idp.Domain, "alice@example.org", &client.PublicKey, now, now.Add(time.Hour))),
-		"unknown kid":                     backed(other.Certify(t, idp.Domain, "alice@example.org", &client.PublicKey, now, now.Add(time.Hour))),
-		"untrusted issuer":                backed(other.CertifyPlain(t, other.Key, other.Domain, "alice@example.org", &client.PublicKey, now, now.Add(time.Hour))),
-		"assertion by another client key": testidp.Backed(t, cert("alice@example.org"), stranger, audience, now.Add(time.Minute)),
-		"two certificates":                cert("alice@example.org") + "~" + backed(cert("alice@example.org")),
-		"no assertion":                    cert("alice@example.org") + "~",
-		"ID token with a tilde":           "a.b.c~",
+		"wrong audience":                     testidp.Backed(t, cert("alice@example.org"), client, "https://evil.example", now.Add(time.Minute)),
+		"assertion expired":                  testidp.Backed(t, cert("alice@example.org"), client, audience, now.Add(-time.Millisecond)),
+		"assertion exp over 24 h ahead":      testidp.Backed(t, cert("alice@example.org"), client, audience, now.Add(24*time.Hour+time.Second)),
+		"certificate expired":                backed(idp.Certify(t, idp.Domain, "alice@example.org", &client.PublicKey, now.Add(-time.Hour), now.Add(-time.Second))),
+		"certificate iat in the future":      backed(idp.Certify(t, idp.Domain, "alice@example.org", &client.PublicKey, now.Add(2*time.Minute), now.Add(time.Hour))),
+		"principal in another domain":        backed(cert("alice@example.com")),
+		"principal in the IdP's domain":      backed(cert("alice@" + idp.Domain)),
+		"certificate by another key":         backed(idp.CertifyPlain(t, other.Key, idp.Domain, "alice@example.org", &client.PublicKey, now, now.Add(time.Hour))),
+		"unknown kid":                        backed(other.Certify(t, idp.Domain, "alice@example.org", &client.PublicKey, now, now.Add(time.Hour))),
+		"untrusted issuer":                   backed(other.CertifyPlain(t, other.Key, other.Domain, "alice@example.org", &client.PublicKey, now, now.Add(time.Hour))),
+		"assertion by another client key":    testidp.Backed(t, cert("alice@example.org"), stranger, audience, now.Add(time.Minute)),
+		"two certificates":                   cert("alice@example.org") + "~" + backed(cert("alice@example.org")),
+		"no assertion":                       cert("alice@example.org") + "~",
+		"ID token with a tilde":              "a.b.c~",
+		"RS64 assertion (jwcrypto, not 8.2)": cert("alice@example.org") + "~" + rs64Assertion(t, client, audience, now.Add(time.Minute)),
 	}
 	for name, a := range bad {
 		_, _, err := v.Verify(context.Background(), a)

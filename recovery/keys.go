@@ -38,17 +38,20 @@ type key struct {
 
 // keySource holds an issuer's keys: loaded once from a file, or fetched
 // over HTTPS, cached for an hour and fetched again, at most once a minute,
-// when a kid is unknown.
+// when a kid is unknown. The lock is never held during a fetch: one fetch
+// runs at a time, verifications that the cached keys serve do not wait for
+// it, and those that need its result (an unknown kid, no keys yet) do.
 type keySource struct {
 	url   string // "" for keys from a file
 	parse func([]byte) ([]key, error)
 	fetch func(ctx context.Context, url string) ([]byte, error)
 
-	mu      sync.Mutex
-	keys    []key
-	fetched time.Time // last successful fetch
-	tried   time.Time // last fetch attempt
-	failure error     // why the last attempt failed, nil if it did not
+	mu       sync.Mutex
+	keys     []key
+	fetched  time.Time     // last successful fetch
+	tried    time.Time     // last fetch attempt
+	failure  error         // why the last attempt failed, nil if it did not
+	fetching chan struct{} // closed when the running fetch ends; nil if none
 }
 
 // fileKeys loads a key source from a file at startup.
@@ -68,30 +71,53 @@ func fileKeys(path string, parse func([]byte) ([]key, error)) (*keySource, error
 // key) that can verify alg.
 func (s *keySource) lookup(ctx context.Context, kid, alg string, now time.Time) (crypto.PublicKey, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.url != "" && now.Sub(s.fetched) >= cacheLifetime {
-		s.refresh(ctx, now)
+	keys, stale := s.keys, s.url != "" && now.Sub(s.fetched) >= cacheLifetime
+	s.mu.Unlock()
+	k, err := pick(keys, kid, alg)
+	unknown := s.url != "" && kid != "" && errors.Is(err, errUnknownKey)
+	if (stale || unknown) && s.refresh(ctx, now, err != nil) {
+		s.mu.Lock()
+		keys = s.keys
+		s.mu.Unlock()
+		k, err = pick(keys, kid, alg)
 	}
-	k, err := pick(s.keys, kid, alg)
-	if errors.Is(err, errUnknownKey) && s.url != "" && kid != "" {
-		if s.refresh(ctx, now) {
-			k, err = pick(s.keys, kid, alg)
+	if err != nil {
+		s.mu.Lock()
+		if s.failure != nil {
+			err = fmt.Errorf("%w (last fetch of %s: %v)", err, s.url, s.failure)
 		}
-	}
-	if err != nil && s.failure != nil {
-		err = fmt.Errorf("%w (last fetch of %s: %v)", err, s.url, s.failure)
+		s.mu.Unlock()
 	}
 	return k, err
 }
 
 // refresh fetches the keys unless the last attempt was less than a minute
-// ago, and reports whether it fetched new ones. A failed fetch keeps the
-// keys there were.
-func (s *keySource) refresh(ctx context.Context, now time.Time) bool {
+// ago, and reports whether new keys may have arrived. When a fetch is
+// already running, a caller that needs it waits for its end (or for ctx),
+// any other returns at once. A failed fetch keeps the keys there were.
+func (s *keySource) refresh(ctx context.Context, now time.Time, wait bool) bool {
+	s.mu.Lock()
+	if running := s.fetching; running != nil {
+		s.mu.Unlock()
+		if !wait {
+			return false
+		}
+		select {
+		case <-running:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	if !s.tried.IsZero() && now.Sub(s.tried) < minRefetchWait {
+		s.mu.Unlock()
 		return false
 	}
 	s.tried = now
+	done := make(chan struct{})
+	s.fetching = done
+	s.mu.Unlock()
+
 	// Not cancelled with the request: a client that hangs up must not
 	// spoil the fetch, which would then not be redone for a minute. The
 	// fetch has its own time limit.
@@ -100,11 +126,15 @@ func (s *keySource) refresh(ctx context.Context, now time.Time) bool {
 	if err == nil {
 		keys, err = s.parse(data)
 	}
-	if s.failure = err; err != nil {
-		return false
+
+	s.mu.Lock()
+	if s.failure = err; err == nil {
+		s.keys, s.fetched = keys, now
 	}
-	s.keys, s.fetched = keys, now
-	return true
+	s.fetching = nil
+	s.mu.Unlock()
+	close(done)
+	return err == nil
 }
 
 var (

@@ -1,14 +1,11 @@
 package recovery
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,9 +26,9 @@ type idClaims struct {
 	Iss           string          `json:"iss"`
 	Aud           json.RawMessage `json:"aud"`
 	Azp           string          `json:"azp"`
-	Exp           *json.Number    `json:"exp"`
-	Iat           *json.Number    `json:"iat"`
-	Nbf           *json.Number    `json:"nbf"`
+	Exp           *float64        `json:"exp"` // a JSON string does not decode
+	Iat           *float64        `json:"iat"`
+	Nbf           *float64        `json:"nbf"`
 	Email         string          `json:"email"`
 	EmailVerified json.RawMessage `json:"email_verified"`
 }
@@ -66,9 +63,7 @@ func (v *Verifier) verifyIDToken(ctx context.Context, token string) (string, tim
 		return "", time.Time{}, invalid("ID token of %s: bad signature", iss.Issuer)
 	}
 	var c idClaims
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	if err := dec.Decode(&c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return "", time.Time{}, invalid("ID token of %s: claims: %v", iss.Issuer, err)
 	}
 	if c.Iss != iss.Issuer {
@@ -83,7 +78,8 @@ func (v *Verifier) verifyIDToken(ctx context.Context, token string) (string, tim
 		return "", time.Time{}, invalid("ID token of %s: no valid exp", iss.Issuer)
 	case !exp.After(now):
 		return "", time.Time{}, invalid("ID token of %s: expired", iss.Issuer)
-	case exp.Sub(now) > maxLifetime:
+	case exp.Sub(now) > maxLifetime+clockSkew:
+		// The skew lets a 24 h token from an issuer whose clock is ahead in.
 		return "", time.Time{}, invalid("ID token of %s: exp more than 24 h ahead", iss.Issuer)
 	}
 	if iat, ok := seconds(c.Iat); !ok || iat.Sub(now) > clockSkew {
@@ -121,16 +117,13 @@ func (iss *oidcIssuer) audienceOK(aud json.RawMessage, azp string) bool {
 	return false
 }
 
-// seconds reads a NumericDate (seconds, possibly with a fraction).
-func seconds(n *json.Number) (time.Time, bool) {
-	if n == nil {
+// seconds reads a NumericDate (a JSON number of seconds, possibly with a
+// fraction).
+func seconds(f *float64) (time.Time, bool) {
+	if f == nil || *f < 0 || *f > 1e12 {
 		return time.Time{}, false
 	}
-	f, err := strconv.ParseFloat(n.String(), 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > 1e12 {
-		return time.Time{}, false
-	}
-	return time.UnixMilli(int64(f * 1000)), true
+	return time.UnixMilli(int64(*f * 1000)), true
 }
 
 // refuseCrit refuses a JWS whose protected header has a crit member: go-jose

@@ -11,15 +11,21 @@
 //     with the issuer's key named by kid (or its only key), from a JWK Set
 //     file or URL; aud one of the issuer's client ids, or an array holding
 //     one (with other members, azp must be that id); exp (seconds) in the
-//     future and at most 24 h ahead; iat required and, like nbf, at most
-//     now + 60 s; email_verified JSON true; the email in an allowed domain.
+//     future and at most 24 h + 60 s ahead (the skew lets in a 24 h token
+//     from an issuer whose clock is a little ahead); iat required and, like
+//     nbf, at most now + 60 s; exp, iat and nbf JSON numbers (a string is
+//     refused); email_verified JSON true; the email in an allowed domain.
 //   - BrowserID backed assertions "cert~assertion" from email-domain
 //     identity providers, their keys from a JWK Set file or their
-//     /.well-known/browserid document (the rules are in browserid.go).
+//     /.well-known/browserid document. They are checked by the one
+//     BrowserID verifier of package certs (certs.Verifier) with the rules
+//     of spec 8.2; this package adds the issuer and domain policy
+//     (browserid.go).
 //
 // Keys come from files read at startup or from HTTPS URLs: fetches time out
 // after 10 s, read at most 1 MiB, are cached for an hour and repeated at
-// most once a minute when a kid is unknown. Every failure is an error
+// most once a minute when a kid is unknown; one fetch per issuer runs at a
+// time, and verifications that the cached keys serve never wait for it. Every failure is an error
 // wrapping ErrInvalid, whose message says why without quoting the assertion.
 // The replay check is the caller's: the assertion's expiry is returned for
 // it. Emails are compared by the fold of spec 1.3 (strings.ToLower).

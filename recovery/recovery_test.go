@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -117,6 +118,8 @@ func TestIDTokenClaims(t *testing.T) {
 	ok("iat 59 s ahead", func(c map[string]any) { c["iat"] = now.Add(59 * time.Second).Unix() })
 	ok("nbf now", func(c map[string]any) { c["nbf"] = now.Unix() })
 	ok("exp 24 h ahead", func(c map[string]any) { c["exp"] = now.Add(24 * time.Hour).Unix() })
+	// A 24 h token (Dex's default) from an issuer whose clock is ahead.
+	ok("exp 24 h + 59 s ahead", func(c map[string]any) { c["exp"] = now.Add(24*time.Hour + 59*time.Second).Unix() })
 	ok("fractional times", func(c map[string]any) { c["iat"] = float64(now.Unix()) + 0.5 })
 
 	bad("wrong aud", func(c map[string]any) { c["aud"] = "someone-else" })
@@ -127,7 +130,11 @@ func TestIDTokenClaims(t *testing.T) {
 	bad("expired", func(c map[string]any) { c["exp"] = now.Add(-time.Second).Unix() })
 	bad("exp missing", func(c map[string]any) { delete(c, "exp") })
 	bad("exp a string", func(c map[string]any) { c["exp"] = "9999999999" })
-	bad("exp more than 24 h ahead", func(c map[string]any) { c["exp"] = now.Add(24*time.Hour + 2*time.Second).Unix() })
+	bad("exp more than 24 h + 60 s ahead", func(c map[string]any) { c["exp"] = now.Add(24*time.Hour + 2*time.Minute).Unix() })
+	bad("exp a numeric string", func(c map[string]any) { c["exp"] = strconv.FormatInt(now.Add(time.Hour).Unix(), 10) })
+	bad("iat a numeric string", func(c map[string]any) { c["iat"] = strconv.FormatInt(now.Unix(), 10) })
+	bad("nbf a numeric string", func(c map[string]any) { c["nbf"] = strconv.FormatInt(now.Unix(), 10) })
+	bad("exp null", func(c map[string]any) { c["exp"] = nil })
 	bad("iat missing", func(c map[string]any) { delete(c, "iat") })
 	bad("iat 2 min ahead", func(c map[string]any) { c["iat"] = now.Add(2 * time.Minute).Unix() })
 	bad("nbf 2 min ahead", func(c map[string]any) { c["nbf"] = now.Add(2 * time.Minute).Unix() })

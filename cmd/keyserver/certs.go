@@ -44,12 +44,13 @@ func (l *fileList) Set(v string) error {
 }
 
 func (f *signingFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.signingKey, "signing-key", "", "PEM private key file (from 'keyserver keys generate') that signs certificates; required unless --dev")
-	fs.Var(&f.retiredKeys, "retired-key", "PEM key file (private or public) of an earlier signing key, still published so its certificates verify; repeatable; remove it 24 h + 60 s after the rotation")
+	fs.StringVar(&f.signingKey, "signing-key", "", "PEM private key file (from 'keyserver keys generate': RSA of exactly 2048 bits or Ed25519) that signs certificates; required unless --dev")
+	fs.Var(&f.retiredKeys, "retired-key", "PEM key file (private or public; RSA of exactly 2048 bits or Ed25519) of an earlier signing key, still published so its certificates verify; repeatable; remove it 24 h + 60 s after the rotation")
 	fs.BoolVar(&f.legacy, "legacy-client-keys", false, "certify RSA client keys from 511 bits, as historic clients use (D16; weak keys)")
 }
 
-// load reads the signing key and the retired keys. Without --signing-key,
+// load reads the signing key and the retired keys; certs refuses an RSA
+// key that is not exactly 2048 bits (spec 7.3). Without --signing-key,
 // development mode gets an ephemeral key (announced in the log) and
 // production refuses to start.
 func (f *signingFlags) load(logger *slog.Logger, dev bool) (*certs.Signer, []crypto.PublicKey, error) {
@@ -131,7 +132,7 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("keys generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	algName := fs.String("alg", "rs256", "rs256 (2048-bit RSA) or eddsa (Ed25519)")
+	algName := fs.String("alg", "rs256", "rs256 (2048-bit RSA, the only RSA size of spec 7.3) or eddsa (Ed25519)")
 	out := fs.String("out", "", "file to create with the PEM private key (mode 0600; an existing file is never overwritten)")
 	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err

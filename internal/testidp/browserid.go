@@ -80,13 +80,15 @@ func (p *BrowserIDIdP) JWKS(t testing.TB) []byte {
 	return b
 }
 
-// Certify signs a certificate of client for email, valid from iat to exp,
-// with the IdP's key and kid and iss (usually p.Domain). Package certs
-// writes it, with the key server's extra members, which verifiers ignore.
+// Certify signs a certificate of client for email, with iat and exp as
+// given, with the IdP's key and kid and iss (usually p.Domain). Package
+// certs writes it, with the key server's extra members, which verifiers
+// ignore.
 func (p *BrowserIDIdP) Certify(t testing.TB, iss, email string, client *rsa.PublicKey, iat, exp time.Time) string {
 	t.Helper()
+	// Sign takes the moment of issue and writes iat 10 s before it.
 	cert, err := p.signer.Sign(&certs.Claims{
-		PublicKey: ClientKey(client), Principal: email, IssuedAt: iat, ExpiresAt: exp, Issuer: iss, Generation: iat,
+		PublicKey: ClientKey(client), Principal: email, IssuedAt: iat.Add(certs.IssuedAtBackdate), ExpiresAt: exp, Issuer: iss, Generation: iat,
 	})
 	if err != nil {
 		t.Fatal(err)
