@@ -22,7 +22,7 @@ type CreateOptions struct {
 
 // credentials are what create and reset send for a new password.
 type credentials struct {
-	stretching stretchingJSON
+	stretching protocol.Stretching
 	srpSalt    []byte
 	verifier   []byte
 	unwrapBKey []byte
@@ -53,14 +53,14 @@ func (c *Client) CreateAccount(ctx context.Context, email, password string, opt 
 		return nil, err
 	}
 	req := struct {
-		Email              string         `json:"email"`
-		SRP                srpJSON        `json:"srp"`
-		PasswordStretching stretchingJSON `json:"passwordStretching"`
-		Service            string         `json:"service,omitempty"`
-		PreVerified        bool           `json:"preVerified,omitempty"` // sent only as true, like the historic client
+		Email              string              `json:"email"`
+		SRP                protocol.SRP        `json:"srp"`
+		PasswordStretching protocol.Stretching `json:"passwordStretching"`
+		Service            string              `json:"service,omitempty"`
+		PreVerified        bool                `json:"preVerified,omitempty"` // sent only as true, like the historic client
 	}{
 		Email:              hex.EncodeToString([]byte(email)),
-		SRP:                srpJSON{Type: srp.Type, Verifier: hex.EncodeToString(cr.verifier), Salt: hex.EncodeToString(cr.srpSalt)},
+		SRP:                protocol.SRP{Type: srp.Type, Verifier: hex.EncodeToString(cr.verifier), Salt: hex.EncodeToString(cr.srpSalt)},
 		PasswordStretching: cr.stretching,
 		Service:            opt.Service,
 		PreVerified:        opt.PreVerified,
@@ -137,12 +137,12 @@ func (c *Client) reset(ctx context.Context, accountResetToken []byte, email, pas
 	cred := TokenCredentials(protocol.AccountResetToken, accountResetToken)
 	plain := append(append(make([]byte, 0, 32+len(cr.verifier)), wrapKb(cr.unwrapBKey)...), cr.verifier...)
 	req := struct {
-		Bundle             string         `json:"bundle"`
-		SRP                srpJSON        `json:"srp"`
-		PasswordStretching stretchingJSON `json:"passwordStretching"`
+		Bundle             string              `json:"bundle"`
+		SRP                protocol.SRP        `json:"srp"`
+		PasswordStretching protocol.Stretching `json:"passwordStretching"`
 	}{
 		Bundle:             hex.EncodeToString(keywrap.Bundle(cred.BundleKey, keywrap.ContextAccountReset, plain)),
-		SRP:                srpJSON{Type: srp.Type, Salt: hex.EncodeToString(cr.srpSalt)},
+		SRP:                protocol.SRP{Type: srp.Type, Salt: hex.EncodeToString(cr.srpSalt)},
 		PasswordStretching: cr.stretching,
 	}
 	clear(plain)

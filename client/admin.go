@@ -3,10 +3,11 @@ package client
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // Admin is a client of the admin API (spec 10), which listens on its own
@@ -27,42 +28,6 @@ func NewAdmin(baseURL, token string, opts ...Option) (*Admin, error) {
 	return &Admin{c: c, token: token}, nil
 }
 
-// AdminAccount is the account record of the admin API (spec 10.2); Email is
-// the hex of the stored email bytes.
-type AdminAccount struct {
-	UID          string `json:"uid"`
-	Email        string `json:"email"`
-	Verified     bool   `json:"verified"`
-	Disabled     bool   `json:"disabled"`
-	CreatedAt    int64  `json:"createdAt"`
-	Generation   int64  `json:"generation"`
-	SessionCount int    `json:"sessionCount"`
-	DeviceCount  int    `json:"deviceCount"`
-}
-
-// EmailString is the email as text.
-func (a *AdminAccount) EmailString() string {
-	b, err := hex.DecodeString(a.Email)
-	if err != nil {
-		return a.Email
-	}
-	return string(b)
-}
-
-// AuditEvent is an audit-log entry (spec 10.4).
-type AuditEvent struct {
-	ID        string          `json:"id"`
-	Time      int64           `json:"time"`
-	Actor     string          `json:"actor"`
-	Action    string          `json:"action"`
-	Outcome   string          `json:"outcome"`
-	UID       *string         `json:"uid"`
-	DeviceID  *string         `json:"deviceId"`
-	SessionID *string         `json:"sessionId"`
-	IP        string          `json:"ip"`
-	Details   json.RawMessage `json:"details"`
-}
-
 // AuditQuery selects audit events; zero values are the server's defaults.
 // The next page of a truncated answer repeats the query with Since and
 // After set to the Time and ID of its last event (see AuditPage.Next).
@@ -75,8 +40,8 @@ type AuditQuery struct {
 
 // AuditPage is one answer of /admin/v1/audit.
 type AuditPage struct {
-	Events    []AuditEvent `json:"events"`
-	Truncated bool         `json:"truncated"`
+	Events    []protocol.AuditEvent `json:"events"`
+	Truncated bool                  `json:"truncated"`
 }
 
 // Next returns the query of the page after p, or nil when p is the last.
@@ -99,9 +64,9 @@ func accountPath(uid string) string { return "/admin/v1/accounts/" + url.PathEsc
 
 // AccountsByEmail looks accounts up by email (case-insensitively, spec
 // 1.3): none or one.
-func (a *Admin) AccountsByEmail(ctx context.Context, email string) ([]AdminAccount, error) {
+func (a *Admin) AccountsByEmail(ctx context.Context, email string) ([]protocol.AdminAccount, error) {
 	var resp struct {
-		Accounts []AdminAccount `json:"accounts"`
+		Accounts []protocol.AdminAccount `json:"accounts"`
 	}
 	q := url.Values{"email": {hex.EncodeToString([]byte(email))}}
 	err := a.do(ctx, http.MethodGet, "/admin/v1/accounts?"+q.Encode(), &resp)
@@ -109,18 +74,18 @@ func (a *Admin) AccountsByEmail(ctx context.Context, email string) ([]AdminAccou
 }
 
 // Account returns the record of uid.
-func (a *Admin) Account(ctx context.Context, uid string) (*AdminAccount, error) {
-	var acct AdminAccount
+func (a *Admin) Account(ctx context.Context, uid string) (*protocol.AdminAccount, error) {
+	var acct protocol.AdminAccount
 	if err := a.do(ctx, http.MethodGet, accountPath(uid), &acct); err != nil {
 		return nil, err
 	}
 	return &acct, nil
 }
 
-// Devices lists the account's devices.
-func (a *Admin) Devices(ctx context.Context, uid string) ([]Device, error) {
+// Devices lists the account's devices (IsCurrentDevice is nil: spec 10.2).
+func (a *Admin) Devices(ctx context.Context, uid string) ([]protocol.Device, error) {
 	var resp struct {
-		Devices []Device `json:"devices"`
+		Devices []protocol.Device `json:"devices"`
 	}
 	err := a.do(ctx, http.MethodGet, accountPath(uid)+"/devices", &resp)
 	return resp.Devices, err

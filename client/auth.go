@@ -11,37 +11,19 @@ import (
 	"github.com/keyserver/keyserver/srp"
 )
 
-// Errno values the client acts on (spec 1.5).
-const (
-	ErrnoIncorrectPassword  = 103
-	ErrnoIncorrectEmailCase = 120
-)
-
-// stretchingJSON is the wire passwordStretching object of spec 2.
-type stretchingJSON struct {
-	Type          string `json:"type"`
-	PBKDF2Rounds1 int    `json:"PBKDF2_rounds_1"`
-	ScryptN       int    `json:"scrypt_N"`
-	ScryptR       int    `json:"scrypt_r"`
-	ScryptP       int    `json:"scrypt_p"`
-	PBKDF2Rounds2 int    `json:"PBKDF2_rounds_2"`
-	Salt          string `json:"salt"`
-}
-
 // wireStretching is the passwordStretching object with the protocol's fixed
 // numbers, whatever parameters the client really stretches with.
-func wireStretching(passwordSalt []byte) stretchingJSON {
+func wireStretching(passwordSalt []byte) protocol.Stretching {
 	p := keywrap.DefaultParams()
-	return stretchingJSON{keywrap.StretchType, p.PBKDF2Rounds1, p.ScryptN, p.ScryptR, p.ScryptP, p.PBKDF2Rounds2, hex.EncodeToString(passwordSalt)}
-}
-
-// srpJSON is the srp object of create (with verifier), reset (without) and
-// auth/start (with B).
-type srpJSON struct {
-	Type     string `json:"type"`
-	Verifier string `json:"verifier,omitempty"`
-	Salt     string `json:"salt"`
-	B        string `json:"B,omitempty"`
+	return protocol.Stretching{
+		Type:          keywrap.StretchType,
+		PBKDF2Rounds1: p.PBKDF2Rounds1,
+		ScryptN:       p.ScryptN,
+		ScryptR:       p.ScryptR,
+		ScryptP:       p.ScryptP,
+		PBKDF2Rounds2: p.PBKDF2Rounds2,
+		Salt:          hex.EncodeToString(passwordSalt),
+	}
 }
 
 // decodeHex decodes a hex value of the response that must have n bytes.
@@ -81,9 +63,9 @@ type AuthChallenge struct {
 // 120; SignIn does.
 func (c *Client) AuthStart(ctx context.Context, email string) (*AuthChallenge, error) {
 	var resp struct {
-		SRPToken           string         `json:"srpToken"`
-		PasswordStretching stretchingJSON `json:"passwordStretching"`
-		SRP                srpJSON        `json:"srp"`
+		SRPToken           string              `json:"srpToken"`
+		PasswordStretching protocol.Stretching `json:"passwordStretching"`
+		SRP                protocol.SRP        `json:"srp"`
 	}
 	req := map[string]string{"email": hex.EncodeToString([]byte(email))}
 	if err := c.Do(ctx, http.MethodPost, "/v1/auth/start", req, nil, &resp); err != nil {
@@ -123,7 +105,7 @@ type Auth struct {
 
 // AuthFinish stretches password with the challenge's salt, runs the client
 // side of SRP and calls /v1/auth/finish (spec 3, 6.3). A wrong password is an
-// *Error with errno 103.
+// *Error with errno protocol.ErrnoIncorrectPassword (103).
 func (c *Client) AuthFinish(ctx context.Context, ch *AuthChallenge, password string) (*Auth, error) {
 	email := []byte(ch.Email)
 	srpPw, unwrapBKey, err := keywrap.StretchWith(c.params, email, []byte(password), ch.PasswordSalt)

@@ -24,10 +24,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/keyserver/keyserver/hawk"
 	"github.com/keyserver/keyserver/keywrap"
 	"github.com/keyserver/keyserver/protocol"
 )
@@ -86,25 +86,18 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 }
 
 // parseOrigin checks that s is an http(s) origin and returns it without a
-// trailing '/', with the Hawk host (lower case) and port (explicit, or the
-// scheme's default), as the server derives them from its public URL (spec 5).
+// trailing '/', with the Hawk host and port as the server derives them from
+// its public URL (hawk.ParseOrigin, spec 5).
 func parseOrigin(s string) (base, host string, port int, err error) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", "", 0, fmt.Errorf("client: base URL %q must be an origin such as https://api.example.com", s)
+	host, port, err = hawk.ParseOrigin(s)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("client: base URL %w", err)
 	}
-	port = 443
-	if u.Scheme == "http" {
-		port = 80
+	u, err := url.Parse(s) // cannot fail: ParseOrigin accepted s
+	if err != nil {
+		return "", "", 0, fmt.Errorf("client: base URL %q: %w", s, err)
 	}
-	if p := u.Port(); p != "" {
-		port, err = strconv.Atoi(p)
-		if err != nil || port <= 0 || port > 65535 {
-			return "", "", 0, fmt.Errorf("client: base URL %q has a bad port", s)
-		}
-	}
-	return u.Scheme + "://" + u.Host, strings.ToLower(u.Hostname()), port, nil
+	return u.Scheme + "://" + u.Host, host, port, nil
 }
 
 // BaseURL returns the origin the client talks to.

@@ -7,22 +7,6 @@ import (
 	"github.com/keyserver/keyserver/protocol"
 )
 
-// Device is a device record (spec 6.5) in its wire form: ids in hex, times
-// in ms, unset push fields nil.
-type Device struct {
-	ID             string `json:"id"`
-	Name           string `json:"name"`
-	Type           string `json:"type"`
-	CreatedAt      int64  `json:"createdAt"`
-	LastAccessTime int64  `json:"lastAccessTime"`
-	// IsCurrentDevice marks the device of the requesting session; the
-	// admin API's listing omits it.
-	IsCurrentDevice bool    `json:"isCurrentDevice,omitempty"`
-	PushCallback    *string `json:"pushCallback"`
-	PushPublicKey   *string `json:"pushPublicKey"`
-	PushAuthKey     *string `json:"pushAuthKey"`
-}
-
 // DeviceFields are the members sent to /v1/account/device; nil members are
 // not sent, and "" clears a push field.
 type DeviceFields struct {
@@ -36,30 +20,31 @@ type DeviceFields struct {
 // RegisterDevice registers the device of a session (Name and Type
 // required); repeating it with the same fields returns the same device
 // (spec 6.5).
-func (c *Client) RegisterDevice(ctx context.Context, sessionToken []byte, f DeviceFields) (*Device, error) {
+func (c *Client) RegisterDevice(ctx context.Context, sessionToken []byte, f DeviceFields) (*protocol.Device, error) {
 	return c.saveDevice(ctx, sessionToken, f)
 }
 
 // UpdateDevice replaces the given fields of the session's own device id.
-func (c *Client) UpdateDevice(ctx context.Context, sessionToken []byte, id string, f DeviceFields) (*Device, error) {
+func (c *Client) UpdateDevice(ctx context.Context, sessionToken []byte, id string, f DeviceFields) (*protocol.Device, error) {
 	return c.saveDevice(ctx, sessionToken, struct {
 		ID string `json:"id"`
 		DeviceFields
 	}{id, f})
 }
 
-func (c *Client) saveDevice(ctx context.Context, sessionToken []byte, body any) (*Device, error) {
-	var d Device
+func (c *Client) saveDevice(ctx context.Context, sessionToken []byte, body any) (*protocol.Device, error) {
+	var d protocol.Device
 	if err := c.Do(ctx, http.MethodPost, "/v1/account/device", body, sessionCred(sessionToken), &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
 }
 
-// Devices lists every device of the session's account.
-func (c *Client) Devices(ctx context.Context, sessionToken []byte) ([]Device, error) {
+// Devices lists every device of the session's account; the session's own
+// device is the one whose Current() is true.
+func (c *Client) Devices(ctx context.Context, sessionToken []byte) ([]protocol.Device, error) {
 	var resp struct {
-		Devices []Device `json:"devices"`
+		Devices []protocol.Device `json:"devices"`
 	}
 	err := c.Do(ctx, http.MethodGet, "/v1/account/devices", nil, sessionCred(sessionToken), &resp)
 	return resp.Devices, err
@@ -71,21 +56,11 @@ func (c *Client) DestroyDevice(ctx context.Context, sessionToken []byte, id stri
 	return c.Do(ctx, http.MethodPost, "/v1/account/device/destroy", map[string]string{"id": id}, sessionCred(sessionToken), nil)
 }
 
-// UserEvent is an entry of the account's own audit log (spec 10.4); IP is
-// nil for admin actions.
-type UserEvent struct {
-	Time     int64   `json:"time"`
-	Action   string  `json:"action"`
-	Outcome  string  `json:"outcome"`
-	Actor    string  `json:"actor"`
-	DeviceID *string `json:"deviceId"`
-	IP       *string `json:"ip"`
-}
-
-// Events returns the account's events of the last 30 days, newest first.
-func (c *Client) Events(ctx context.Context, sessionToken []byte) ([]UserEvent, error) {
+// Events returns the account's events of the last 30 days, newest first
+// (spec 10.4; IP is nil for admin actions).
+func (c *Client) Events(ctx context.Context, sessionToken []byte) ([]protocol.UserEvent, error) {
 	var resp struct {
-		Events []UserEvent `json:"events"`
+		Events []protocol.UserEvent `json:"events"`
 	}
 	err := c.Do(ctx, http.MethodGet, "/v1/account/events", nil, sessionCred(sessionToken), &resp)
 	return resp.Events, err

@@ -62,7 +62,7 @@ func TestDevicesAndAdmin(t *testing.T) {
 	}
 
 	d1, err := c.RegisterDevice(ctx, s1.SessionToken, DeviceFields{Name: ptr("Laptop"), Type: ptr("desktop")})
-	if err != nil || d1.Name != "Laptop" || !d1.IsCurrentDevice || d1.PushCallback != nil {
+	if err != nil || d1.Name != "Laptop" || !d1.Current() || d1.PushCallback != nil {
 		t.Fatalf("register: %v %+v", err, d1)
 	}
 	d1, err = c.UpdateDevice(ctx, s1.SessionToken, d1.ID, DeviceFields{PushCallback: ptr("https://push.example.org/1")})
@@ -76,7 +76,7 @@ func TestDevicesAndAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds, err := c.Devices(ctx, s2.SessionToken)
-	if err != nil || len(ds) != 2 || ds[0].IsCurrentDevice || !ds[1].IsCurrentDevice || ds[1].ID != d2.ID {
+	if err != nil || len(ds) != 2 || ds[0].Current() || !ds[1].Current() || ds[1].ID != d2.ID {
 		t.Fatalf("devices: %v %+v", err, ds)
 	}
 
@@ -89,8 +89,11 @@ func TestDevicesAndAdmin(t *testing.T) {
 		t.Fatalf("by email: %v %+v", err, accts)
 	}
 	ads, err := admin.Devices(ctx, uid)
-	if err != nil || len(ads) != 2 || ads[0].IsCurrentDevice || ads[1].IsCurrentDevice {
+	if err != nil || len(ads) != 2 || ads[0].Current() || ads[1].Current() {
 		t.Fatalf("admin devices: %v %+v", err, ads)
+	}
+	if ads[0].IsCurrentDevice != nil || ads[1].IsCurrentDevice != nil {
+		t.Fatalf("admin devices carry isCurrentDevice: %+v", ads)
 	}
 	if err := admin.RevokeDevice(ctx, uid, d2.ID); err != nil {
 		t.Fatal(err)

@@ -110,7 +110,7 @@ func emailBody(email string) map[string]string {
 // storedEmail returns the stored email bytes of a 400/120 answer (spec 1.3).
 func storedEmail(err error) (string, bool) {
 	var e *Error
-	if !errors.As(err, &e) || e.Errno != ErrnoIncorrectEmailCase {
+	if !errors.As(err, &e) || e.Errno != protocol.ErrnoIncorrectEmailCase {
 		return "", false
 	}
 	s, _ := e.Body["email"].(string)

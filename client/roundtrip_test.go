@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyserver/keyserver/accounts"
 	"github.com/keyserver/keyserver/keyserver"
 	"github.com/keyserver/keyserver/keywrap"
 	"github.com/keyserver/keyserver/protocol"
@@ -23,17 +24,17 @@ var cheap = keywrap.Params{PBKDF2Rounds1: 2, ScryptN: 16, ScryptR: 8, ScryptP: 1
 // captureMailer records the messages the server sends.
 type captureMailer struct {
 	mu   sync.Mutex
-	msgs []*keyserver.Message
+	msgs []*accounts.Message
 }
 
-func (m *captureMailer) Send(ctx context.Context, msg *keyserver.Message) error {
+func (m *captureMailer) Send(ctx context.Context, msg *accounts.Message) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.msgs = append(m.msgs, msg)
 	return nil
 }
 
-func (m *captureMailer) last(t *testing.T) *keyserver.Message {
+func (m *captureMailer) last(t *testing.T) *accounts.Message {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -142,7 +143,7 @@ func TestRoundTrip(t *testing.T) {
 	wantErrno(t, "status after session/destroy", err, 110)
 
 	_, err = c.Login(ctx, email, "wrong")
-	wantErrno(t, "wrong password", err, ErrnoIncorrectPassword)
+	wantErrno(t, "wrong password", err, protocol.ErrnoIncorrectPassword)
 	_, err = c.Login(ctx, "nobody@example.org", pw)
 	wantErrno(t, "unknown account", err, 102)
 
@@ -153,7 +154,7 @@ func TestRoundTrip(t *testing.T) {
 	_, _, err = c.RecoveryEmailStatus(ctx, s1.SessionToken)
 	wantErrno(t, "old session after password change", err, 110)
 	_, err = c.Login(ctx, email, pw)
-	wantErrno(t, "old password", err, ErrnoIncorrectPassword)
+	wantErrno(t, "old password", err, protocol.ErrnoIncorrectPassword)
 	_, k3 := loginKeys(t, c, email, pw2)
 	if !bytes.Equal(k1.KA, k3.KA) || !bytes.Equal(k1.KB, k3.KB) {
 		t.Fatal("password change lost kA or kB")
@@ -163,7 +164,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 
 	err = c.DestroyAccount(ctx, email, pw)
-	wantErrno(t, "destroy with the old password", err, ErrnoIncorrectPassword)
+	wantErrno(t, "destroy with the old password", err, protocol.ErrnoIncorrectPassword)
 	if err := c.DestroyAccount(ctx, email, pw2); err != nil {
 		t.Fatalf("destroy: %v", err)
 	}
@@ -185,7 +186,7 @@ func TestEmailCaseAndVerification(t *testing.T) {
 		t.Fatalf("create: %v", err)
 	}
 	_, err = c.AuthStart(ctx, typed)
-	wantErrno(t, "auth/start with other case", err, ErrnoIncorrectEmailCase)
+	wantErrno(t, "auth/start with other case", err, protocol.ErrnoIncorrectEmailCase)
 
 	s, err := c.Login(ctx, typed, pw)
 	if err != nil {
@@ -321,7 +322,7 @@ func TestFullStretching(t *testing.T) {
 	_, k := loginKeys(t, c, email, "correct horse")
 	// The cheap client derives another verifier, so it cannot sign in.
 	_, err = newTestClient(t, url).Login(ctx, email, "correct horse")
-	wantErrno(t, "cheap stretching against a full verifier", err, ErrnoIncorrectPassword)
+	wantErrno(t, "cheap stretching against a full verifier", err, protocol.ErrnoIncorrectPassword)
 	if len(k.KB) != 32 {
 		t.Fatal("no kB")
 	}

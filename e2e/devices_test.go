@@ -45,7 +45,7 @@ func startAdminServer(t *testing.T, db string, extra ...string) (*server, *clien
 
 // twoDevices signs in twice to a new account and registers a device for
 // each session.
-func twoDevices(t *testing.T, s *server, email string) (c *client.Client, uid string, a, b *client.Session, dA, dB *client.Device) {
+func twoDevices(t *testing.T, s *server, email string) (c *client.Client, uid string, a, b *client.Session, dA, dB *protocol.Device) {
 	t.Helper()
 	c, a = signIn(t, s, email, "pw")
 	ctx := ctxT(t)
@@ -53,7 +53,7 @@ func twoDevices(t *testing.T, s *server, email string) (c *client.Client, uid st
 	if err != nil {
 		t.Fatal(err)
 	}
-	register := func(sess *client.Session, name, typ string) *client.Device {
+	register := func(sess *client.Session, name, typ string) *protocol.Device {
 		d, err := c.RegisterDevice(ctx, sess.SessionToken, client.DeviceFields{Name: &name, Type: &typ})
 		if err != nil {
 			t.Fatalf("register %s: %v", name, err)
@@ -73,19 +73,19 @@ func TestDeviceRevocationE2E(t *testing.T) {
 		ctx := ctxT(t)
 		channels := []struct {
 			name, action, actor string
-			revoke              func(c *client.Client, uid string, a *client.Session, dB *client.Device)
+			revoke              func(c *client.Client, uid string, a *client.Session, dB *protocol.Device)
 		}{
-			{"user", "device.destroy", "user", func(c *client.Client, _ string, a *client.Session, dB *client.Device) {
+			{"user", "device.destroy", "user", func(c *client.Client, _ string, a *client.Session, dB *protocol.Device) {
 				if err := c.DestroyDevice(ctx, a.SessionToken, dB.ID); err != nil {
 					t.Fatal(err)
 				}
 			}},
-			{"admin", "admin.device.revoke", "admin", func(_ *client.Client, uid string, _ *client.Session, dB *client.Device) {
+			{"admin", "admin.device.revoke", "admin", func(_ *client.Client, uid string, _ *client.Session, dB *protocol.Device) {
 				if err := admin.RevokeDevice(ctx, uid, dB.ID); err != nil {
 					t.Fatal(err)
 				}
 			}},
-			{"cli", "admin.device.revoke", "admin", func(_ *client.Client, uid string, _ *client.Session, dB *client.Device) {
+			{"cli", "admin.device.revoke", "admin", func(_ *client.Client, uid string, _ *client.Session, dB *protocol.Device) {
 				out, errOut, code := runKeyserver(t, "admin", "--url", s.AdminURL, "--token-file", tokenFile, "devices", "revoke", uid, dB.ID)
 				if code != 0 || !strings.Contains(out, "revoked device "+dB.ID) {
 					t.Fatalf("CLI revoke: exit %d %q %q", code, out, errOut)

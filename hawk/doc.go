@@ -18,6 +18,8 @@
 //   - Client-side signing ([Sign], [NewNonce]) producing the header exactly as hawk
 //     1.1.2's client does, and the timestamp MAC of the optional WWW-Authenticate
 //     response ([TimestampMAC], [StaleTimestampHeader]).
+//   - The host and port of the normalized string, derived from the server's public
+//     URL (an http(s) origin) by server and client alike ([ParseOrigin]).
 //
 // Not implemented: Server-Authorization responses, bewit (URL) authentication, Oz
 // (app/dlg) and the ext escaping of hawk's client (a '\' or newline cannot appear in a

@@ -94,7 +94,7 @@ type Server struct {
 func New(cfg Config, st store.Store) (*Server, error) {
 	host, port, err := hawk.ParseOrigin(cfg.PublicURL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("public URL %w", err)
 	}
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 1 << 20

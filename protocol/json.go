@@ -1,6 +1,9 @@
 package protocol
 
-import "encoding/json"
+import (
+	"encoding/hex"
+	"encoding/json"
+)
 
 // Stretching is the passwordStretching object of spec 2, members in the
 // spec's order.
@@ -77,6 +80,16 @@ type AdminAccount struct {
 	Generation   int64  `json:"generation"`
 	SessionCount int    `json:"sessionCount"`
 	DeviceCount  int    `json:"deviceCount"`
+}
+
+// EmailString returns the email as text: Email decoded from hex, or Email
+// itself when it is not hex.
+func (a *AdminAccount) EmailString() string {
+	b, err := hex.DecodeString(a.Email)
+	if err != nil {
+		return a.Email
+	}
+	return string(b)
 }
 
 // ErrorBody is the fixed part of the error body of spec 1.4; an error may

@@ -27,10 +27,15 @@
 // verifier v, Clarification C2) only if it is exactly 256 bytes, int(A) < N
 // and A mod N is not 0, 1 or N-1 (Product decision D3, see [ValidatePublic]);
 // if B mod N = 0 the server picks another b (C3, [ErrDegenerateB]). The client
-// requires B to be 256 bytes with 0 < int(B) < N and aborts if u = 0. M is
-// compared with M1 in constant time, and the server's exponentiations with b
-// use constant-time fixed-width arithmetic (filippo.io/bigmod), not math/big
-// (Product decision D4).
+// requires B to be 256 bytes with 0 < int(B) < N. Both sides abort if u = 0
+// ([ErrZeroU]; on the server the error also wraps [ErrBadPublicValue], since
+// only the client's A can cause it). M is compared with M1 in constant time.
+// Every exponentiation with a secret exponent uses constant-time fixed-width
+// arithmetic (filippo.io/bigmod), not math/big: the server's with b (Product
+// decision D4) and the client's with a and with the password-derived x
+// (g^x for v and S); S is computed as base^a * (base^u)^x, which equals
+// base^(a + u*x) without doing variable-time arithmetic on the secret
+// exponent a + u*x.
 //
 // Deviations from RFC 2945 and RFC 5054 (protocol.md section 12 and 3):
 //   - H is SHA-256 instead of SHA-1; P is the stretched srpPw, not the password.
@@ -73,7 +78,8 @@ var (
 	ErrProofLength = errors.New("srp: M is not 32 bytes")
 	// ErrBadProof reports a proof M that differs from M1.
 	ErrBadProof = errors.New("srp: M does not match M1")
-	// ErrZeroU reports u = 0 on the client, which must then abort.
+	// ErrZeroU reports u = 0; client and server then abort. The server's
+	// error also wraps ErrBadPublicValue.
 	ErrZeroU = errors.New("srp: u is zero")
 )
 
@@ -147,14 +153,34 @@ func parsePublic(p []byte) (*bigmod.Nat, error) {
 	return n, nil
 }
 
-// hashX returns x = int(H(s || H(I || ":" || P))).
-func hashX(email, srpPw, salt []byte) *big.Int {
-	return new(big.Int).SetBytes(hash(salt, hash(email, []byte(":"), srpPw)))
+// hashX returns x = H(s || H(I || ":" || P)), the big-endian bytes of the
+// exponent x (32 bytes, leading zeros kept).
+func hashX(email, srpPw, salt []byte) []byte {
+	return hash(salt, hash(email, []byte(":"), srpPw))
 }
 
-// Verifier returns v = PAD(g^x mod N) for account creation and reset.
+// scramble returns u = H(PAD(A) || PAD(B)). It is a variable only so that
+// tests can force u = 0, which no feasible A and B give.
+var scramble = func(A, B []byte) []byte { return hash(A, B) }
+
+// isZero reports whether every byte of b is 0.
+func isZero(b []byte) bool {
+	var acc byte
+	for _, c := range b {
+		acc |= c
+	}
+	return acc == 0
+}
+
+// expG returns g^e mod N in constant time for a given len(e).
+func expG(e []byte) *bigmod.Nat {
+	return bigmod.NewNat().Exp(nat(grp.gPad), e, grp.mod)
+}
+
+// Verifier returns v = PAD(g^x mod N) for account creation and reset,
+// computed in constant time (x derives from the password).
 func Verifier(email, srpPw, salt []byte) []byte {
-	return pad(new(big.Int).Exp(grp.g, hashX(email, srpPw, salt), grp.N))
+	return expG(hashX(email, srpPw, salt)).Bytes(grp.mod)
 }
 
 // checkSecret rejects secret exponents shorter than 32 bytes.
@@ -188,7 +214,7 @@ func ServerB(verifier, b []byte) ([]byte, error) {
 	}
 	// Constant time (D4): bigmod's Montgomery Exp, Mul and Add run in time
 	// that depends only on len(b) and the size of N, not on b or v.
-	gb := bigmod.NewNat().Exp(nat(grp.gPad), b, grp.mod)
+	gb := expG(b)
 	B := nat(grp.kPad).Mul(v, grp.mod).Add(gb, grp.mod)
 	if B.IsZero() == 1 {
 		return nil, ErrDegenerateB
@@ -199,8 +225,9 @@ func ServerB(verifier, b []byte) ([]byte, error) {
 // ServerVerify checks the client's A and proof M against the state kept
 // since /v1/auth/start (the verifier, the secret b and B = ServerB(verifier,
 // b)) and returns K. It validates A first (D3, ErrBadPublicValue), then the
-// length of M (ErrProofLength), and returns ErrBadProof if M != M1. Any other
-// error means the stored state is invalid.
+// length of M (ErrProofLength); it refuses u = 0 with an error wrapping both
+// ErrBadPublicValue and ErrZeroU, and returns ErrBadProof if M != M1. Any
+// other error means the stored state is invalid.
 func ServerVerify(verifier, b, B, A, M []byte) (K []byte, err error) {
 	An, err := parsePublic(A)
 	if err != nil {
@@ -231,7 +258,10 @@ func serverS(verifier, b, B, A []byte, An *bigmod.Nat) ([]byte, error) {
 	if len(B) != size {
 		return nil, fmt.Errorf("srp: stored B has %d bytes, want %d", len(B), size)
 	}
-	u := hash(A, B)
+	u := scramble(A, B)
+	if isZero(u) {
+		return nil, fmt.Errorf("%w: %w", ErrBadPublicValue, ErrZeroU)
+	}
 	// Constant time (D4): v^u and the exponentiation with b use bigmod's
 	// fixed-width Montgomery arithmetic; only len(b) and len(u) are public.
 	base := bigmod.NewNat().Exp(v, u, grp.mod).Mul(An, grp.mod)
@@ -241,7 +271,8 @@ func serverS(verifier, b, B, A []byte, An *bigmod.Nat) ([]byte, error) {
 // ClientProof runs the client side for the secret a (at least 32 bytes) and
 // the server's B: it returns A to send, the proof M1 (sent as M) and K.
 // B must be 256 bytes with 0 < int(B) < N (ErrBadPublicValue); u = 0 gives
-// ErrZeroU. The client side uses math/big, which is not constant-time.
+// ErrZeroU. The exponentiations with a and with the password-derived x run
+// in constant time (bigmod), like the server's with b.
 func ClientProof(email, srpPw, salt, a, B []byte) (A, M1, K []byte, err error) {
 	A, S, err := clientS(email, srpPw, salt, a, B)
 	if err != nil {
@@ -258,20 +289,23 @@ func clientS(email, srpPw, salt, a, B []byte) (A, S []byte, err error) {
 	if len(B) != size {
 		return nil, nil, fmt.Errorf("%w: B has %d bytes, want %d", ErrBadPublicValue, len(B), size)
 	}
-	Bi := new(big.Int).SetBytes(B)
-	if Bi.Sign() == 0 || Bi.Cmp(grp.N) >= 0 {
+	Bn, err := bigmod.NewNat().SetBytes(B, grp.mod)
+	if err != nil || Bn.IsZero() == 1 {
 		return nil, nil, fmt.Errorf("%w: B not in 1..N-1", ErrBadPublicValue)
 	}
-	ai := new(big.Int).SetBytes(a)
-	A = pad(new(big.Int).Exp(grp.g, ai, grp.N))
-	u := new(big.Int).SetBytes(hash(A, B))
-	if u.Sign() == 0 {
+	A = expG(a).Bytes(grp.mod)
+	u := scramble(A, B)
+	if isZero(u) {
 		return nil, nil, ErrZeroU
 	}
+	// Constant time: every exponentiation with a or x is bigmod's
+	// fixed-width Montgomery Exp, whose time depends only on the exponent's
+	// length; u is public.
 	x := hashX(email, srpPw, salt)
-	kgx := new(big.Int).Exp(grp.g, x, grp.N)
-	kgx.Mul(kgx, grp.k)
-	base := kgx.Sub(Bi, kgx).Mod(kgx, grp.N)
-	e := u.Mul(u, x).Add(u, ai)
-	return A, pad(base.Exp(base, e, grp.N)), nil
+	kgx := expG(x).Mul(nat(grp.kPad), grp.mod)
+	base := Bn.Sub(kgx, grp.mod) // (B - k*g^x) mod N
+	// base^(a + u*x) = base^a * (base^u)^x
+	Sa := bigmod.NewNat().Exp(base, a, grp.mod)
+	Sux := bigmod.NewNat().Exp(bigmod.NewNat().Exp(base, u, grp.mod), x, grp.mod)
+	return A, Sa.Mul(Sux, grp.mod).Bytes(grp.mod), nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"math/rand/v2"
 	"os"
 	"testing"
 )
@@ -101,7 +102,7 @@ func TestVectors(t *testing.T) {
 			checkHex(t, "k", grp.k.FillBytes(make([]byte, 32)), s.KConst)
 			email, pw, salt := unhex(t, s.I), unhex(t, s.P), unhex(t, s.Salt)
 			a, b := unhex(t, s.SecretA), unhex(t, s.SecretB)
-			checkHex(t, "x", hashX(email, pw, salt).FillBytes(make([]byte, 32)), s.X)
+			checkHex(t, "x", hashX(email, pw, salt), s.X)
 			v := Verifier(email, pw, salt)
 			checkHex(t, "v", v, s.V)
 			if err := ValidatePublic(v); err != nil {
@@ -341,6 +342,118 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestZeroU forces u = 0, which no feasible A and B give: the server
+// refuses A (ErrBadPublicValue and ErrZeroU), the client aborts (ErrZeroU).
+func TestZeroU(t *testing.T) {
+	s := loadVectors(t).SRP[0]
+	email, pw, salt := unhex(t, s.I), unhex(t, s.P), unhex(t, s.Salt)
+	v, a, b, B, A, M := unhex(t, s.V), unhex(t, s.SecretA), unhex(t, s.SecretB), unhex(t, s.B), unhex(t, s.A), unhex(t, s.M1)
+	old := scramble
+	t.Cleanup(func() { scramble = old })
+	scramble = func(_, _ []byte) []byte { return make([]byte, 32) }
+
+	_, err := ServerVerify(v, b, B, A, M)
+	if !errors.Is(err, ErrZeroU) || !errors.Is(err, ErrBadPublicValue) {
+		t.Errorf("ServerVerify with u = 0: got %v, want ErrZeroU and ErrBadPublicValue", err)
+	}
+	if _, _, _, err := ClientProof(email, pw, salt, a, B); !errors.Is(err, ErrZeroU) || errors.Is(err, ErrBadPublicValue) {
+		t.Errorf("ClientProof with u = 0: got %v, want ErrZeroU", err)
+	}
+
+	// u is checked as a whole: one non-zero byte anywhere is a valid u.
+	for _, i := range []int{0, 31} {
+		scramble = func(_, _ []byte) []byte { u := make([]byte, 32); u[i] = 1; return u }
+		if _, err := ServerVerify(v, b, B, A, M); !errors.Is(err, ErrBadProof) {
+			t.Errorf("u with byte %d set: got %v, want ErrBadProof (the vector's M is for another u)", i, err)
+		}
+		if _, _, _, err := ClientProof(email, pw, salt, a, B); err != nil {
+			t.Errorf("ClientProof, u with byte %d set: %v", i, err)
+		}
+	}
+}
+
+// TestClientTamperB flips one bit in every fourth byte of B: the client
+// either refuses B or computes a proof the server rejects.
+func TestClientTamperB(t *testing.T) {
+	s := loadVectors(t).SRP[0]
+	email, pw, salt := unhex(t, s.I), unhex(t, s.P), unhex(t, s.Salt)
+	v, a, b, B := unhex(t, s.V), unhex(t, s.SecretA), unhex(t, s.SecretB), unhex(t, s.B)
+	for i := 0; i < len(B); i += 4 {
+		tb := bytes.Clone(B)
+		tb[i] ^= 1 << (i % 8)
+		A, M, _, err := ClientProof(email, pw, salt, a, tb)
+		if errors.Is(err, ErrBadPublicValue) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("B byte %d flipped: %v", i, err)
+		}
+		if hex.EncodeToString(M) == s.M1 {
+			t.Fatalf("B byte %d flipped: same M1", i)
+		}
+		if _, err := ServerVerify(v, b, B, A, M); !errors.Is(err, ErrBadProof) {
+			t.Fatalf("B byte %d flipped: server got %v, want ErrBadProof", i, err)
+		}
+	}
+}
+
+// refClient is the client side written plainly with math/big (variable
+// time), as a reference for the constant-time code.
+func refClient(email, srpPw, salt, a, B []byte) (v, A, S []byte) {
+	x := new(big.Int).SetBytes(hashX(email, srpPw, salt))
+	v = pad(new(big.Int).Exp(grp.g, x, grp.N))
+	ai := new(big.Int).SetBytes(a)
+	A = pad(new(big.Int).Exp(grp.g, ai, grp.N))
+	u := new(big.Int).SetBytes(hash(A, B))
+	kgx := new(big.Int).Exp(grp.g, x, grp.N)
+	kgx.Mul(kgx, grp.k)
+	base := kgx.Sub(new(big.Int).SetBytes(B), kgx).Mod(kgx, grp.N)
+	e := u.Mul(u, x).Add(u, ai)
+	return v, A, pad(base.Exp(base, e, grp.N))
+}
+
+// TestClientMatchesReference compares Verifier and the client side with the
+// math/big reference on pseudo-random inputs: secrets of several lengths
+// (leading zero bytes included) and B anywhere in 1..N-1.
+func TestClientMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{'s', 'r', 'p'}))
+	read := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	nMinus1 := pad(new(big.Int).Sub(grp.N, big.NewInt(1)))
+	for i := range 24 {
+		email, pw, salt := read(1+i), read(32), read(32)
+		a := read(32 + i%3*16)
+		if i%4 == 1 {
+			a[0], a[1] = 0, 0
+		}
+		var B []byte
+		switch i % 6 {
+		case 0:
+			B = pad(big.NewInt(1))
+		case 1:
+			B = nMinus1
+		default:
+			B = pad(new(big.Int).Mod(new(big.Int).SetBytes(read(size)), grp.N))
+		}
+		wantV, wantA, wantS := refClient(email, pw, salt, a, B)
+		if got := Verifier(email, pw, salt); !bytes.Equal(got, wantV) {
+			t.Fatalf("case %d: Verifier differs from math/big", i)
+		}
+		A, S, err := clientS(email, pw, salt, a, B)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		if !bytes.Equal(A, wantA) || !bytes.Equal(S, wantS) {
+			t.Fatalf("case %d: A or S differs from math/big", i)
+		}
+	}
+}
+
 func second[T any](_ T, err error) error { return err }
 
 func errOf(_, _, _ []byte, err error) error { return err }
@@ -395,6 +508,16 @@ func BenchmarkServerVerify(b *testing.B) {
 	}
 	for b.Loop() {
 		if _, err := ServerVerify(v, secret, B, A, M); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkClientProof(b *testing.B) {
+	s := loadVectors(b).SRP[0]
+	email, pw, salt, a, B := unhex(b, s.I), unhex(b, s.P), unhex(b, s.Salt), unhex(b, s.SecretA), unhex(b, s.B)
+	for b.Loop() {
+		if _, _, _, err := ClientProof(email, pw, salt, a, B); err != nil {
 			b.Fatal(err)
 		}
 	}

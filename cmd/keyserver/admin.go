@@ -4,18 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/keyserver/keyserver/client"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // adminOptions are the flags of "keyserver admin"; the audit filters only
@@ -42,6 +41,7 @@ type adminOut struct {
 
 type adminRunFunc func(ctx context.Context, a *client.Admin, o *adminOptions, args []string, out adminOut) error
 
+// adminCommand is a command of the admin table.
 type adminCommand struct {
 	name    string // words after "admin"
 	args    []string
@@ -51,12 +51,24 @@ type adminCommand struct {
 }
 
 // synopsis is the command with its arguments.
-func (c *adminCommand) synopsis() string {
+func (c adminCommand) synopsis() string {
 	return strings.Join(append([]string{c.name}, c.args...), " ")
 }
 
-func adminCommands() []adminCommand {
-	return []adminCommand{
+// adminCommands is "keyserver admin [flags] <command> [flags] [arguments]":
+// the common flags may come before or after the command words.
+func adminCommands() *commandTable {
+	t := &commandTable{
+		name:     "admin",
+		synopsis: "usage: keyserver admin [--url URL] [--token-file FILE] [--json] <command> [flags] [arguments]",
+		width:    34,
+		footer: "\nThe admin API is the listener of 'keyserver serve --admin-listen'; the token is the content of\n" +
+			"its --admin-token-file. Environment: KEYSERVER_ADMIN_URL, KEYSERVER_ADMIN_TOKEN_FILE, KEYSERVER_ADMIN_JSON.\n" +
+			"Run 'keyserver admin audit -h' for the audit filters.",
+		missing: "admin needs a command",
+		flags:   (&adminOptions{}).register,
+	}
+	for _, c := range []adminCommand{
 		{"devices list", []string{"UID"}, "list the account's devices", nil, adminDevicesList},
 		{"devices revoke", []string{"UID", "DEVICEID"}, "revoke a device: its session and pending key fetches end at once", nil, adminDevicesRevoke},
 		{"account show", []string{"UID|EMAIL"}, "show an account (sessions, devices, verified, disabled)", nil, adminAccountShow},
@@ -67,17 +79,10 @@ func adminCommands() []adminCommand {
 		{"account revoke-sessions", []string{"UID"}, "delete every token and device of the account", nil,
 			adminAccountAction((*client.Admin).RevokeSessions, "revoked every session and device of account %s")},
 		{"audit", nil, "list audit events, oldest first", adminAuditFlags, adminAudit},
+	} {
+		t.commands = append(t.commands, command{name: c.name, args: strings.Join(c.args, " "), summary: c.summary, run: c.exec})
 	}
-}
-
-func adminUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: keyserver admin [--url URL] [--token-file FILE] [--json] <command> [flags] [arguments]\n\ncommands:")
-	for _, c := range adminCommands() {
-		fmt.Fprintf(w, "  %-34s %s\n", c.synopsis(), c.summary)
-	}
-	fmt.Fprintln(w, "\nThe admin API is the listener of 'keyserver serve --admin-listen'; the token is the content of\n"+
-		"its --admin-token-file. Environment: KEYSERVER_ADMIN_URL, KEYSERVER_ADMIN_TOKEN_FILE, KEYSERVER_ADMIN_JSON.\n"+
-		"Run 'keyserver admin audit -h' for the audit filters.")
+	return t
 }
 
 // adminEnvName is the environment variable of an admin flag:
@@ -86,52 +91,32 @@ func adminEnvName(flagName string) string {
 	return "KEYSERVER_ADMIN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// runAdmin is "keyserver admin [flags] <command> [flags] [arguments]": the
-// common flags may come before or after the command words.
+// runAdmin is "keyserver admin".
 func runAdmin(args []string, stdout, stderr io.Writer) error {
-	global := flag.NewFlagSet("admin", flag.ContinueOnError)
-	global.SetOutput(stderr)
-	global.Usage = func() { adminUsage(stderr) }
-	(&adminOptions{}).register(global)
-	if err := global.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	rest := global.Args()
-	if len(rest) == 0 || rest[0] == "help" {
-		adminUsage(stderr)
-		if len(rest) > 0 {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("%w: admin needs a command", errUsage)
-	}
-	cmd, words := findAdminCommand(rest)
-	if cmd == nil {
-		adminUsage(stderr)
-		return fmt.Errorf("%w: unknown admin command %q", errUsage, strings.Join(rest[:min(2, len(rest))], " "))
-	}
+	return adminCommands().run(args, stdout, stderr)
+}
 
-	// Parse the common flags given before the command again, with the
-	// command's own, so that the environment fills in only what neither
-	// place set.
-	fs := flag.NewFlagSet("admin "+cmd.name, flag.ContinueOnError)
+// exec runs the command with an admin client. args has the common flags
+// given before the command words (the table hands them on in front) and
+// the command's own: parsing them together lets the environment fill in
+// only what neither place set.
+func (c adminCommand) exec(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("admin "+c.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: keyserver admin %s [flags] %s\n", cmd.name, strings.Join(cmd.args, " "))
+		fmt.Fprintf(stderr, "usage: keyserver admin %s [flags] %s\n", c.name, strings.Join(c.args, " "))
 		fs.PrintDefaults()
 	}
 	var o adminOptions
 	o.register(fs)
-	if cmd.flags != nil {
-		cmd.flags(fs, &o)
+	if c.flags != nil {
+		c.flags(fs, &o)
 	}
-	if _, err := parseFlagsEnv(fs, slices.Concat(args[:len(args)-len(rest)], rest[words:]), adminEnvName); err != nil {
+	if _, err := parseFlagsEnv(fs, args, adminEnvName); err != nil {
 		return err
 	}
-	if fs.NArg() != len(cmd.args) {
-		return fmt.Errorf("%w: usage: keyserver admin %s", errUsage, cmd.synopsis())
+	if fs.NArg() != len(c.args) {
+		return fmt.Errorf("%w: usage: keyserver admin %s", errUsage, c.synopsis())
 	}
 	if o.tokenFile == "" {
 		return fmt.Errorf("%w: --token-file is required", errUsage)
@@ -148,18 +133,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: --url: %v", errUsage, err)
 	}
-	return cmd.run(context.Background(), a, &o, fs.Args(), adminOut{stdout, stderr, o.json})
-}
-
-// findAdminCommand matches the command words at the start of args.
-func findAdminCommand(args []string) (*adminCommand, int) {
-	for _, c := range adminCommands() {
-		words := strings.Fields(c.name)
-		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
-			return &c, len(words)
-		}
-	}
-	return nil, 0
+	return c.run(context.Background(), a, &o, fs.Args(), adminOut{stdout, stderr, o.json})
 }
 
 // printJSON writes v as indented JSON.
@@ -197,7 +171,7 @@ func adminDevicesList(ctx context.Context, a *client.Admin, _ *adminOptions, arg
 		return err
 	}
 	if out.json {
-		return printJSON(out.stdout, map[string][]client.Device{"devices": ds})
+		return printJSON(out.stdout, map[string][]protocol.Device{"devices": ds})
 	}
 	rows := [][]string{{"ID", "NAME", "TYPE", "CREATED", "LAST ACCESS", "PUSH"}}
 	for _, d := range ds {
@@ -224,7 +198,7 @@ func adminDevicesRevoke(ctx context.Context, a *client.Admin, _ *adminOptions, a
 // adminAccountShow looks an account up by uid, or by email when the
 // argument has an "@".
 func adminAccountShow(ctx context.Context, a *client.Admin, _ *adminOptions, args []string, out adminOut) error {
-	var acct *client.AdminAccount
+	var acct *protocol.AdminAccount
 	if strings.Contains(args[0], "@") {
 		accts, err := a.AccountsByEmail(ctx, args[0])
 		if err != nil {

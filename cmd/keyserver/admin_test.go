@@ -15,6 +15,7 @@ import (
 	"github.com/keyserver/keyserver/client"
 	"github.com/keyserver/keyserver/keyserver"
 	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store/sqlstore"
 )
 
@@ -28,7 +29,7 @@ type adminFixture struct {
 	c         *client.Client
 	uid       string
 	a, b      *client.Session
-	dA, dB    *client.Device
+	dA, dB    *protocol.Device
 }
 
 func newAdminFixture(t *testing.T) *adminFixture {
@@ -67,7 +68,7 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	f.uid = hex.EncodeToString(uid)
 	for _, dev := range []struct {
 		s **client.Session
-		d **client.Device
+		d **protocol.Device
 		n string
 	}{{&f.a, &f.dA, "Desk"}, {&f.b, &f.dB, "Lost laptop"}} {
 		if *dev.s, err = f.c.Login(ctx, "lost@example.com", "pw"); err != nil {
@@ -151,7 +152,7 @@ func TestAdminCLI(t *testing.T) {
 		t.Fatalf("session of a disabled account: %v", err)
 	}
 	code, out, _ = f.admin("account", "show", "--json", f.uid)
-	var acct client.AdminAccount
+	var acct protocol.AdminAccount
 	if err := json.Unmarshal([]byte(out), &acct); code != 0 || err != nil || !acct.Disabled || acct.UID != f.uid {
 		t.Fatalf("show --json: %d %v %s", code, err, out)
 	}

@@ -31,14 +31,22 @@ type clientFlags struct {
 	preVerified     bool
 }
 
-type clientCommand struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error
-}
+type clientRunFunc func(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error
 
-func clientCommands() []clientCommand {
-	return []clientCommand{
+// clientCommands is "keyserver client <command> [flags]".
+func clientCommands() *commandTable {
+	t := &commandTable{
+		name:     "client",
+		synopsis: "usage: keyserver client <command> --url URL --email EMAIL [--password-file FILE] [flags]",
+		width:    16,
+		footer: "\nPasswords are read from --password-file (first line) or asked on the terminal.\n" +
+			"Run 'keyserver client <command> -h' for the flags of a command.",
+		missing: "client needs a command",
+	}
+	for _, c := range []struct {
+		name, summary string
+		run           clientRunFunc
+	}{
 		{"create", "create an account and print its uid", clientCreate},
 		{"login", "sign in and print uid, verification status and keys (the session is ended again)", clientLogin},
 		{"keys", "sign in and print uid, kA and kB (the session is ended again)", clientKeys},
@@ -46,72 +54,55 @@ func clientCommands() []clientCommand {
 		{"destroy", "destroy the account", clientDestroy},
 		{"forgot", "reset a forgotten password with the emailed code (kA kept, kB new) and print the keys", clientForgot},
 		{"recover", "reset the password with an email assertion (kA kept, kB new) and print the keys", clientRecover},
+	} {
+		t.commands = append(t.commands, command{name: c.name, summary: c.summary,
+			run: func(args []string, stdout, stderr io.Writer) error {
+				return runClientCommand(c.name, c.run, args, stdout, stderr)
+			}})
 	}
+	return t
 }
 
-func clientUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: keyserver client <command> --url URL --email EMAIL [--password-file FILE] [flags]\n\ncommands:")
-	for _, c := range clientCommands() {
-		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nPasswords are read from --password-file (first line) or asked on the terminal.\n"+
-		"Run 'keyserver client <command> -h' for the flags of a command.")
-}
-
-// runClient is "keyserver client <command> [flags]".
+// runClient is "keyserver client".
 func runClient(args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-		clientUsage(stderr)
-		return flag.ErrHelp
-	}
-	if len(args) == 0 {
-		clientUsage(stderr)
-		return fmt.Errorf("%w: client needs a command", errUsage)
-	}
-	var cmd *clientCommand
-	for _, c := range clientCommands() {
-		if c.name == args[0] {
-			cmd = &c
-		}
-	}
-	if cmd == nil {
-		clientUsage(stderr)
-		return fmt.Errorf("%w: unknown client command %q", errUsage, args[0])
-	}
+	return clientCommands().run(args, stdout, stderr)
+}
 
-	fs := flag.NewFlagSet("client "+cmd.name, flag.ContinueOnError)
+// runClientCommand parses the flags of the client command name and runs it.
+func runClientCommand(name string, run clientRunFunc, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("client "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f clientFlags
 	fs.StringVar(&f.url, "url", "http://127.0.0.1:9000", "origin of the key server")
 	fs.StringVar(&f.email, "email", "", "email of the account (required)")
-	switch cmd.name {
+	switch name {
 	case "create":
 		fs.BoolVar(&f.preVerified, "pre-verified", false, "create a verified account (only servers in --dev mode accept it)")
 	case "change-password", "forgot", "recover":
 		fs.StringVar(&f.newPasswordFile, "new-password-file", "", "read the new password from the first line of this file (default: ask twice on the terminal)")
 	}
-	switch cmd.name {
+	switch name {
 	case "forgot", "recover": // no current password
 	default:
 		fs.StringVar(&f.passwordFile, "password-file", "", "read the password from the first line of this file (default: ask on the terminal)")
 	}
-	if cmd.name == "recover" {
+	if name == "recover" {
 		fs.StringVar(&f.assertionFile, "assertion-file", "", "file holding the email assertion: an OpenID Connect ID token or a BrowserID backed assertion (required)")
 	}
-	if _, err := parseFlags(fs, args[1:]); err != nil {
+	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if f.email == "" {
 		return fmt.Errorf("%w: --email is required", errUsage)
 	}
-	if cmd.name == "recover" && f.assertionFile == "" {
+	if name == "recover" && f.assertionFile == "" {
 		return fmt.Errorf("%w: --assertion-file is required", errUsage)
 	}
 	c, err := client.New(f.url, clientOptions...)
 	if err != nil {
 		return fmt.Errorf("%w: --url: %v", errUsage, err)
 	}
-	return cmd.run(context.Background(), c, &f, stdout)
+	return run(context.Background(), c, &f, stdout)
 }
 
 func clientCreate(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {

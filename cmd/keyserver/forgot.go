@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/keyserver/keyserver/client"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // promptCode asks for the emailed code; tests replace it.
@@ -45,7 +46,7 @@ func clientForgot(ctx context.Context, c *client.Client, f *clientFlags, stdout 
 		}
 		resetToken, err = c.ForgotVerifyCode(ctx, ft, code)
 		var ce *client.Error
-		if errors.As(err, &ce) && ce.Errno == 105 {
+		if errors.As(err, &ce) && ce.Errno == protocol.ErrnoInvalidCode {
 			tries, _ := ce.Body["tries"].(float64)
 			if tries <= 0 {
 				return errors.New("wrong code, and no try is left: start again")

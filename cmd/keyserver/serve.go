@@ -39,6 +39,9 @@ type serveFlags struct {
 	trustedProxies  string
 	srpTokenTTL     time.Duration
 	hawkSkew        time.Duration
+	heavyRun        int
+	heavyQueue      int
+	heavyWait       time.Duration
 }
 
 func runServe(args []string, stdout, stderr io.Writer) error {
@@ -61,6 +64,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For gives the client IP")
 	fs.DurationVar(&f.srpTokenTTL, "srp-token-ttl", 60*time.Second, "lifetime of an srpToken between auth/start and auth/finish")
 	fs.DurationVar(&f.hawkSkew, "hawk-skew", 60*time.Second, "accepted clock skew of Hawk timestamps")
+	fs.IntVar(&f.heavyRun, "heavy-concurrency", 0, "CPU-heavy requests (auth/start, auth/finish, certificate/sign, account/create) run at once (default GOMAXPROCS)")
+	fs.IntVar(&f.heavyQueue, "heavy-queue", 0, "CPU-heavy requests that may wait for a slot; more are answered 503 at once (default 4 × --heavy-concurrency)")
+	fs.DurationVar(&f.heavyWait, "heavy-wait", 500*time.Millisecond, "longest wait of a CPU-heavy request for a slot before it is answered 503")
 	var rf recoveryFlags
 	rf.register(fs)
 	var sf signingFlags
@@ -135,6 +141,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		TrustedProxies:   proxies,
 		SRPTokenTTL:      f.srpTokenTTL,
 		HawkSkew:         f.hawkSkew,
+		HeavyConcurrency: f.heavyRun,
+		HeavyQueue:       f.heavyQueue,
+		HeavyWait:        f.heavyWait,
 
 		Recovery: recoveryVerifier,
 		Logger:   logger,
