@@ -123,18 +123,18 @@ func readAtMost(r io.Reader, name string) ([]byte, error) {
 
 // runKeys is "keyserver keys generate".
 func runKeys(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "generate" {
-		fmt.Fprintln(stderr, "usage: keyserver keys generate --alg rs256|eddsa --out FILE")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("%w: keys needs the command generate", errUsage)
-	}
+	return (&commandTable{name: "keys", synopsis: "usage: keyserver keys <command> [flags]", width: 38,
+		footer: "\nRun 'keyserver keys generate -h' for its flags.", missing: "keys needs the command generate",
+		commands: []command{{"generate", "--alg rs256|eddsa --out FILE", "generate a certificate signing key", runKeysGenerate}},
+	}).run(args, stdout, stderr)
+}
+
+func runKeysGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keys generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	algName := fs.String("alg", "rs256", "rs256 (2048-bit RSA, the only RSA size of spec 7.3) or eddsa (Ed25519)")
 	out := fs.String("out", "", "file to create with the PEM private key (mode 0600; an existing file is never overwritten)")
-	if _, err := parseFlags(fs, args[1:]); err != nil {
+	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -176,14 +176,15 @@ func runKeys(args []string, stdout, stderr io.Writer) error {
 
 // runCerts is "keyserver certs verify [flags] CERT_OR_ASSERTION".
 func runCerts(args []string, stdout, stderr io.Writer) error {
+	return (&commandTable{name: "certs", synopsis: "usage: keyserver certs <command> [flags]", width: 8,
+		footer: "\nRun 'keyserver certs verify -h' for its flags.", missing: "certs needs the command verify",
+		commands: []command{{"verify", "--jwks URL|FILE [--audience AUD] [--issuer DOMAIN] [flags] CERT_OR_ASSERTION|-",
+			"\n      verify a certificate or backed assertion against published keys", runCertsVerify}},
+	}).run(args, stdout, stderr)
+}
+
+func runCertsVerify(args []string, stdout, stderr io.Writer) error {
 	const usageLine = "usage: keyserver certs verify --jwks URL|FILE [--audience AUD] [--issuer DOMAIN] [flags] CERT_OR_ASSERTION|-"
-	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, usageLine)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("%w: certs needs the command verify", errUsage)
-	}
 	fs := flag.NewFlagSet("certs verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	jwks := fs.String("jwks", "", "the issuer's JWK Set: an http(s) URL such as https://keys.example.com/.well-known/jwks.json, or a file")
@@ -191,7 +192,7 @@ func runCerts(args []string, stdout, stderr io.Writer) error {
 	issuer := fs.String("issuer", "", "the only accepted issuer domain (default: any issuer the keys verify)")
 	legacy := fs.Bool("legacy-client-keys", false, "accept certified RSA client keys from 511 bits (D16)")
 	skew := fs.Duration("skew", time.Minute, "tolerated clock difference for iat and nbf")
-	if _, err := parseFlagsEnv(fs, args[1:], envName); err != nil {
+	if _, err := parseFlagsEnv(fs, args, envName); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stderr, usageLine)
 		}
