@@ -6,7 +6,12 @@
 // audited changes and the admin actions.
 //
 // Each operation owns its transaction and writes its audit event in it, so
-// an event commits or rolls back with the change it records. Request facts
+// an event commits or rolls back with the change it records. Each also
+// chooses the transaction's durability class (package store): sign-in state
+// (auth/start and auth/finish, session/create, account/keys, Hawk nonces,
+// device last access, certificate audit events, rate-limit counts) is
+// ephemeral; everything that changes an account or revokes access is
+// durable. Request facts
 // (client IP, the Hawk-authenticated token and its account) come in as a
 // Caller. Refusals are *Error values carrying the protocol errno; the HTTP
 // edge maps them to a status and the spec's error body.

@@ -39,7 +39,7 @@ func (s *Service) recordDevice(ctx context.Context, c Caller) devices.RecordFunc
 
 // IssueCertificate lets issue sign a certificate for the caller's verified
 // account (104 otherwise), with the id of the session's device if it has
-// one, and audits the issuance (spec 7.1).
+// one, and audits the issuance (spec 7.1) ephemerally.
 func (s *Service) IssueCertificate(ctx context.Context, c Caller, issue func(deviceID []byte) (string, error)) (string, error) {
 	if !c.Account.Verified {
 		return "", ErrUnverified
@@ -54,7 +54,8 @@ func (s *Service) IssueCertificate(ctx context.Context, c Caller, issue func(dev
 	if err != nil {
 		return "", err
 	}
-	if err := s.audit(ctx, s.st, c, ev); err != nil {
+	err = s.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error { return s.audit(ctx, q, c, ev) })
+	if err != nil {
 		return "", err
 	}
 	return cert, nil

@@ -29,11 +29,12 @@ func (s *Service) Token(ctx context.Context, typ protocol.TokenType, id []byte) 
 // Authenticate completes the authentication of a request whose token is
 // not consumed (spec 5, 1.6): it records the nonce (ErrInvalidNonce on a
 // replay), checks that the account exists and is not disabled, and for a
-// sessionToken updates its device's last access. It returns the caller
-// with Token and Account set.
+// sessionToken updates its device's last access; both writes are
+// ephemeral. It returns the caller with Token and Account set.
 func (s *Service) Authenticate(ctx context.Context, c Caller) (Caller, error) {
 	h := c.Hawk
-	if err := s.useNonce(ctx, s.st, h); err != nil {
+	err := s.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error { return s.useNonce(ctx, q, h) })
+	if err != nil {
 		return c, err
 	}
 	a, err := s.st.AccountByUID(ctx, h.Token.UID)
@@ -64,11 +65,12 @@ func (s *Service) useNonce(ctx context.Context, q store.Queries, h *Hawk) error 
 	return err
 }
 
-// consume runs an operation of a consuming endpoint in one transaction: the
-// nonce is recorded, the token consumed, and op's writes made together. A
-// replay or an already consumed token rolls everything back; a refusal by
-// op (or a disabled account) still commits the consumption (D2); a server
-// failure rolls back, so an outage does not burn the token.
+// consume runs an operation of a consuming endpoint in one transaction, of
+// ctx's durability class (the caller's: store.Ephemeral for sign-in state
+// only): the nonce is recorded, the token consumed, and op's writes made
+// together. A replay or an already consumed token rolls everything back; a
+// refusal by op (or a disabled account) still commits the consumption (D2);
+// a server failure rolls back, so an outage does not burn the token.
 func (s *Service) consume(ctx context.Context, c Caller, op func(q store.Queries, c Caller) error) error {
 	var failure error
 	err := s.st.WithTx(ctx, func(q store.Queries) error {
@@ -105,9 +107,9 @@ func (s *Service) consume(ctx context.Context, c Caller, op func(q store.Queries
 // Reject consumes the token of a consuming endpoint whose request the edge
 // refused (a malformed body, D2) and returns refusal, unless the token
 // could not be consumed (replay, already consumed, disabled account), whose
-// error comes first.
+// error comes first. Nothing but the token changes, so it is ephemeral.
 func (s *Service) Reject(ctx context.Context, c Caller, refusal error) error {
-	return s.consume(ctx, c, func(store.Queries, Caller) error { return refusal })
+	return s.consume(store.Ephemeral(ctx), c, func(store.Queries, Caller) error { return refusal })
 }
 
 // deviceError maps the registry's errors to refusals.

@@ -43,7 +43,8 @@ func (s *Service) AuthStart(ctx context.Context, c Caller, email string) (*Chall
 		return nil, err
 	}
 	tok.ExpiresAt = tok.CreatedAt.Add(s.cfg.SRPTokenTTL)
-	if err := s.st.CreateToken(ctx, tok); err != nil {
+	err = s.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error { return q.CreateToken(ctx, tok) })
+	if err != nil {
 		return nil, err
 	}
 	return &Challenge{SRPToken: tok.ID, Stretching: a.Stretching, SRPType: a.SRPType, SRPSalt: a.SRPSalt, B: tok.SRPB}, nil
@@ -56,8 +57,9 @@ type ProofFunc func() (A, M []byte, err error)
 
 // AuthFinish checks the SRP proof of srpToken id and returns the bundle of
 // a new authToken seed under K. Every outcome after the lookup consumes
-// the srpToken (D2), in the one transaction that records the outcome, so of
-// concurrent finishers exactly one gets it and the others get 110.
+// the srpToken (D2), in the one (ephemeral) transaction that records the
+// outcome, so of concurrent finishers exactly one gets it and the others get
+// 110.
 func (s *Service) AuthFinish(ctx context.Context, c Caller, id []byte, proof ProofFunc) ([]byte, error) {
 	tok, err := s.st.Token(ctx, protocol.SRPToken, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -83,7 +85,7 @@ func (s *Service) AuthFinish(ctx context.Context, c Caller, id []byte, proof Pro
 		seed, authTok, failure = s.newToken(protocol.AuthToken, a.UID)
 	}
 	ev := event{action: "login", uid: tok.UID}
-	err = s.st.WithTx(ctx, func(q store.Queries) error {
+	err = s.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error {
 		if _, err := q.ConsumeToken(ctx, protocol.SRPToken, tok.ID); err != nil {
 			return err
 		}
@@ -139,10 +141,10 @@ type Session struct {
 }
 
 // SessionCreate trades the caller's authToken (consumed) for a
-// sessionToken and a keyFetchToken bound to it (spec 6.3).
+// sessionToken and a keyFetchToken bound to it (spec 6.3), ephemerally.
 func (s *Service) SessionCreate(ctx context.Context, c Caller) (*Session, error) {
 	var out *Session
-	err := s.consume(ctx, c, func(q store.Queries, c Caller) error {
+	err := s.consume(store.Ephemeral(ctx), c, func(q store.Queries, c Caller) error {
 		a := c.Account
 		kfSeed, kf, err := s.newToken(protocol.KeyFetchToken, a.UID)
 		if err != nil {
@@ -192,10 +194,10 @@ func (s *Service) SessionDestroy(ctx context.Context, c Caller) error {
 
 // FetchKeys consumes the caller's keyFetchToken and returns kA || wrapKb
 // sealed for it (spec 4.2, 6.4); 104 for an unverified account, which
-// consumes the token too.
+// consumes the token too. The consumption is ephemeral.
 func (s *Service) FetchKeys(ctx context.Context, c Caller) ([]byte, error) {
 	var bundle []byte
-	err := s.consume(ctx, c, func(q store.Queries, c Caller) error {
+	err := s.consume(store.Ephemeral(ctx), c, func(q store.Queries, c Caller) error {
 		a := c.Account
 		if !a.Verified {
 			return ErrUnverified

@@ -3,6 +3,8 @@ package accounts
 import (
 	"context"
 	"time"
+
+	"github.com/keyserver/keyserver/store"
 )
 
 // limit is a throttling rule: at most count requests per window and
@@ -25,9 +27,9 @@ var (
 
 // throttle counts one request of subject against l: ErrTooManyRequests
 // with the wait when it is over the limit (the request is then not
-// counted).
+// counted). Counts are ephemeral.
 func (s *Service) throttle(ctx context.Context, l limit, subject string) error {
-	retry, err := s.st.Throttle(ctx, l.name+":"+subject, s.now(), l.window, l.count)
+	retry, err := s.st.Throttle(store.Ephemeral(ctx), l.name+":"+subject, s.now(), l.window, l.count)
 	if err != nil {
 		return err
 	}

@@ -173,6 +173,7 @@ func (r *Registry) Destroy(ctx context.Context, uid, id []byte, record RecordFun
 // Touch records an authenticated use of the session sessionID: the last
 // access time of its device, if it has one, is written only when it is
 // more than TouchInterval old, so most requests cost one read and no write.
+// The write is ephemeral (package store): a crash may lose it.
 func (r *Registry) Touch(ctx context.Context, sessionID []byte) error {
 	d, err := r.st.DeviceBySession(ctx, sessionID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -184,6 +185,8 @@ func (r *Registry) Touch(ctx context.Context, sessionID []byte) error {
 	if !d.LastAccessAt.Before(now.Add(-TouchInterval)) {
 		return nil // the store's rule too: no write
 	}
-	_, err = r.st.TouchDevice(ctx, d.ID, now, TouchInterval)
-	return err
+	return r.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error {
+		_, err := q.TouchDevice(ctx, d.ID, now, TouchInterval)
+		return err
+	})
 }

@@ -8,6 +8,45 @@
 // must pass. Byte strings ([]byte) are stored as BLOB/BYTEA; times are UTC
 // with millisecond precision (the protocol's unit), so a time written is read
 // back truncated to the millisecond.
+//
+// # Durability classes
+//
+// Every transaction is of one of two classes, chosen by its caller:
+//
+//   - Durable (the default: WithTx, and every statement run on a Store
+//     outside a transaction): the commit is flushed to stable storage before
+//     it is acknowledged. Account creation, verification, password change,
+//     reset, recovery and destruction, device registration and revocation,
+//     session destruction, admin actions, forgot-password tokens and used
+//     recovery assertions are durable.
+//   - Ephemeral (WithTx or Throttle under a context from Ephemeral): the
+//     commit is acknowledged before it is flushed. It is used for
+//     short-lived sign-in state only: creating and consuming srpTokens,
+//     authTokens and keyFetchTokens, the sessionToken of session/create,
+//     Hawk nonces, device last-access times, the audit events of sign-ins,
+//     key fetches and certificates, and rate-limit counts.
+//
+// An ephemeral commit is visible to every reader at once, like a durable
+// one; only its flush is deferred. Commits reach the log in commit order and
+// a flush covers everything logged before it, so what survives a crash is
+// always a prefix of the commit history, never part of a transaction.
+//
+// A power loss or operating-system crash (on PostgreSQL also a crash of the
+// database server) may undo the ephemeral commits made since the last flush:
+// on PostgreSQL at most about three times wal_writer_delay (600 ms by
+// default); on SQLite those since the last durable commit or WAL checkpoint,
+// or that the operating system has not yet written back by itself (on Linux
+// within about 30 s). Undone, a token issued then is unknown (110: the client
+// signs in again), a token consumed then can be used once more by its
+// holder, and that moment's Hawk nonces, device last-access times, sign-in
+// audit events and rate-limit counts are lost (a request replayed from it,
+// inside the nonce window, could be accepted once more). A crash of the
+// keyserver process alone undoes nothing.
+//
+// A crash never undoes an acknowledged durable commit, nor anything
+// committed before it (an ephemeral sessionToken that a durable device
+// registration then refers to is kept with it): an account change or a
+// revocation that was acknowledged stands.
 package store
 
 import (
@@ -231,13 +270,15 @@ type Store interface {
 	Queries
 	// WithTx runs fn in one transaction: committed when fn returns nil,
 	// rolled back otherwise (also when fn panics). Writes inside it never
-	// fail with a lock timeout because of a concurrent writer.
+	// fail with a lock timeout because of a concurrent writer, of either
+	// class. The transaction is durable unless ctx comes from Ephemeral.
 	WithTx(ctx context.Context, fn func(q Queries) error) error
 	// Throttle counts one request under name at now, unless limit requests
 	// were already counted under name in the window (now-window, now]: then
 	// it counts nothing and returns how long until the oldest of them leaves
-	// the window (> 0). It runs in its own transaction, and concurrent
-	// counts of one name, from any server instance, run one after another.
+	// the window (> 0). It runs in its own transaction, of ctx's class, and
+	// concurrent counts of one name, from any server instance, run one
+	// after another.
 	Throttle(ctx context.Context, name string, now time.Time, window time.Duration, limit int) (retryAfter time.Duration, err error)
 	// Purge deletes expired nonces, assertion hashes, throttle counts and
 	// tokens whose lifetime ended before now, and audit events older than
@@ -248,4 +289,22 @@ type Store interface {
 	// Close releases the store. Afterwards every operation fails with
 	// ErrUnavailable; closing again does nothing.
 	Close() error
+}
+
+// ephemeralKey marks a context whose transactions are ephemeral.
+type ephemeralKey struct{}
+
+// Ephemeral returns a copy of ctx under which the transactions a Store
+// starts (WithTx, Throttle) are ephemeral: acknowledged before they are
+// flushed (see the package doc). Statements run on a Store outside a
+// transaction stay durable. Pass the result to the store call only, so that
+// the class does not spread to the caller's later writes.
+func Ephemeral(ctx context.Context) context.Context {
+	return context.WithValue(ctx, ephemeralKey{}, true)
+}
+
+// IsEphemeral reports whether ctx comes from Ephemeral.
+func IsEphemeral(ctx context.Context) bool {
+	v, _ := ctx.Value(ephemeralKey{}).(bool)
+	return v
 }

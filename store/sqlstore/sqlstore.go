@@ -9,10 +9,21 @@
 // function per dialect (dialect.classify); a canceled context stays
 // context.Canceled.
 //
-// SQLite connections all get foreign_keys, busy_timeout, journal_mode=WAL and
-// synchronous=FULL through DSN pragmas, and transactions begin IMMEDIATE: a
-// writer waits for the lock up front instead of failing with SQLITE_BUSY when
-// upgrading a read lock.
+// SQLite connections all get foreign_keys, busy_timeout and journal_mode=WAL
+// through DSN pragmas, and transactions begin IMMEDIATE: a writer waits for
+// the lock up front instead of failing with SQLITE_BUSY when upgrading a read
+// lock.
+//
+// Durability classes (see package store): on SQLite a Store holds two
+// connection pools on the one database file, identical but for the
+// synchronous pragma: FULL for durable transactions and for statements
+// outside one, NORMAL for ephemeral transactions, whose commits in WAL mode
+// are not flushed (the next FULL commit or checkpoint flushes them too).
+// Writers of both pools take the same file lock at BEGIN IMMEDIATE, waiting
+// up to busy_timeout, and a commit of either is seen by the other at once,
+// as between any two connections. On PostgreSQL there is one pool, and an
+// ephemeral transaction begins with SET LOCAL synchronous_commit = off; a
+// durable one keeps the server's synchronous_commit (on by default).
 package sqlstore
 
 import (
@@ -49,8 +60,11 @@ type Options struct {
 
 // Store is a store.Store on SQLite or PostgreSQL.
 type Store struct {
-	queries
-	db *sqlx.DB
+	queries // on the durable pool
+	db      *sqlx.DB
+	// ephemeral holds the statements of ephemeral transactions: on SQLite
+	// those of the second pool, on PostgreSQL the same cache as queries.
+	ephemeral *stmtCache
 }
 
 var _ store.Store = (*Store)(nil)
@@ -65,6 +79,9 @@ type dialect struct {
 	// cannot serve right now (see unavailable), else nil.
 	classify func(error) error
 	pool     func(*sqlx.DB)
+	// beginEphemeral, when set, runs first in an ephemeral transaction (a
+	// dialect without it has a pool of its own for them).
+	beginEphemeral string
 }
 
 var sqliteDialect = &dialect{
@@ -125,32 +142,56 @@ var postgresDialect = &dialect{
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		db.SetConnMaxLifetime(time.Hour)
 	},
+	beginEphemeral: "SET LOCAL synchronous_commit = off",
 }
 
-// sqlitePragmas are applied by modernc.org/sqlite on every new connection
-// (busy_timeout first); _txlock=immediate makes BeginTx send BEGIN IMMEDIATE.
-var sqlitePragmas = url.Values{
-	"_pragma": {"busy_timeout(10000)", "foreign_keys(1)", "journal_mode(WAL)", "synchronous(FULL)"},
-	"_txlock": {"immediate"},
-}.Encode()
+// sqliteDriverDSN returns the driver DSN of path whose connections get the
+// synchronous mode sync (FULL or NORMAL). modernc.org/sqlite applies the
+// pragmas on every new connection (busy_timeout first); _txlock=immediate
+// makes BeginTx send BEGIN IMMEDIATE.
+func sqliteDriverDSN(path, sync string) string {
+	return path + "?" + url.Values{
+		"_pragma": {"busy_timeout(10000)", "foreign_keys(1)", "journal_mode(WAL)", "synchronous(" + sync + ")"},
+		"_txlock": {"immediate"},
+	}.Encode()
+}
 
 // connect opens and pings the database named by dsn. Error messages never
 // repeat the DSN, which may hold a password.
 func connect(ctx context.Context, dsn string) (*Store, error) {
 	var d *dialect
-	var driverDSN string
+	var driverDSN, ephemeralDSN string // ephemeralDSN: of the ephemeral pool, if any
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if path == "" || strings.ContainsRune(path, '?') {
 			return nil, errors.New("sqlstore: sqlite DSN must be sqlite:PATH with a PATH without '?'")
 		}
-		d, driverDSN = sqliteDialect, path+"?"+sqlitePragmas
+		d, driverDSN, ephemeralDSN = sqliteDialect, sqliteDriverDSN(path, "FULL"), sqliteDriverDSN(path, "NORMAL")
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		d, driverDSN = postgresDialect, dsn
 	default:
 		return nil, errors.New("sqlstore: unsupported database DSN: want sqlite:PATH or a postgres:// URL")
 	}
+	db, err := openPool(ctx, d, driverDSN)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{queries: queries{stmts: &stmtCache{db: db}, d: d}, db: db}
+	s.ephemeral = s.stmts
+	if ephemeralDSN != "" {
+		edb, err := openPool(ctx, d, ephemeralDSN)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.ephemeral = &stmtCache{db: edb}
+	}
+	return s, nil
+}
+
+// openPool opens and pings one connection pool.
+func openPool(ctx context.Context, d *dialect, driverDSN string) (*sqlx.DB, error) {
 	db, err := sqlx.Open(d.driver, driverDSN)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: opening %s database: %w", d.name, err)
@@ -160,7 +201,7 @@ func connect(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, mapErr(ctx, d, false, "connecting to "+d.name+" database", err)
 	}
-	return &Store{queries: queries{stmts: &stmtCache{db: db}, d: d}, db: db}, nil
+	return db, nil
 }
 
 // Open connects to dsn, "sqlite:PATH" (the file is created if absent) or a
@@ -174,7 +215,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.checkSchema(ctx, opts.Migrate); err != nil {
-		s.db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -217,20 +258,26 @@ func MigrateDSN(ctx context.Context, dsn string) (applied []int, err error) {
 // Dialect returns "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.d.name }
 
-// WithTx implements store.Store. fn's error is returned as is.
+// WithTx implements store.Store: an ephemeral transaction (ctx from
+// store.Ephemeral) runs on the ephemeral pool, or begins with the dialect's
+// beginEphemeral. fn's error is returned as is.
 func (s *Store) WithTx(ctx context.Context, fn func(q store.Queries) error) error {
+	ephemeral := store.IsEphemeral(ctx)
 	tq := &queries{stmts: s.stmts, d: s.d}
-	err := s.inTx(ctx, tq, fn)
-	// With the transaction's connection back in the pool, cache what it
+	if ephemeral {
+		tq.stmts = s.ephemeral
+	}
+	err := s.inTx(ctx, tq, ephemeral, fn)
+	// With the transaction's connection back in its pool, cache what it
 	// missed. A failure here only means preparing again next time.
 	for _, query := range tq.missed {
-		_, _ = s.stmts.get(ctx, query)
+		_, _ = tq.stmts.get(ctx, query)
 	}
 	return err
 }
 
-func (s *Store) inTx(ctx context.Context, tq *queries, fn func(q store.Queries) error) error {
-	tx, err := s.db.BeginTxx(ctx, nil)
+func (s *Store) inTx(ctx context.Context, tq *queries, ephemeral bool, fn func(q store.Queries) error) error {
+	tx, err := tq.stmts.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return s.fail(ctx, "begin", err)
 	}
@@ -241,6 +288,11 @@ func (s *Store) inTx(ctx context.Context, tq *queries, fn func(q store.Queries) 
 			_ = tx.Rollback()
 		}
 	}()
+	if ephemeral && s.d.beginEphemeral != "" {
+		if _, err := tx.ExecContext(ctx, s.d.beginEphemeral); err != nil {
+			return s.fail(ctx, "begin", err)
+		}
+	}
 	tq.tx = tx
 	if err := fn(tq); err != nil {
 		return err
@@ -262,25 +314,39 @@ func (s *Store) inTx(ctx context.Context, tq *queries, fn func(q store.Queries) 
 // moves on to the next one until a fresh connection answers or fails to
 // connect.
 func (s *Store) Ping(ctx context.Context) error {
-	var err error
-	for range s.db.Stats().MaxOpenConnections + 1 {
-		if err = s.db.PingContext(ctx); !errors.Is(err, driver.ErrBadConn) {
-			break
+	for _, c := range s.caches() {
+		var err error
+		for range c.db.Stats().MaxOpenConnections + 1 {
+			if err = c.db.PingContext(ctx); !errors.Is(err, driver.ErrBadConn) {
+				break
+			}
 		}
-	}
-	if err != nil {
-		return s.fail(ctx, "ping", err)
+		if err != nil {
+			return s.fail(ctx, "ping", err)
+		}
 	}
 	return nil
 }
 
-// Close closes the prepared statements and the connection pool. Afterwards
+// caches returns the statement cache of each connection pool.
+func (s *Store) caches() []*stmtCache {
+	if s.ephemeral == s.stmts {
+		return []*stmtCache{s.stmts}
+	}
+	return []*stmtCache{s.stmts, s.ephemeral}
+}
+
+// Close closes the prepared statements and the connection pools. Afterwards
 // every operation fails with store.ErrUnavailable; closing again does
 // nothing.
 func (s *Store) Close() error {
-	s.stmts.closed.Store(true)
-	s.stmts.close()
-	return s.db.Close()
+	var errs []error
+	for _, c := range s.caches() {
+		c.closed.Store(true)
+		c.close()
+		errs = append(errs, c.db.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // unavailable returns store.ErrUnavailable for the errors of a database that

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 	"github.com/lib/pq/pqerror"
 
@@ -121,53 +122,119 @@ func TestOpenRejectsBadDSN(t *testing.T) {
 	}
 }
 
-// TestSQLitePragmas checks the settings on several distinct connections held
-// at once, and that transactions take the write lock at BEGIN.
+// TestSQLitePragmas checks the settings on several distinct connections of
+// each pool held at once (the pools differ in synchronous only), and that
+// transactions of either class take the write lock at BEGIN, against
+// connections of either pool.
 func TestSQLitePragmas(t *testing.T) {
 	ctx := context.Background()
 	s := mustOpen(t, sqliteDSN(t), Options{Migrate: true})
-	want := map[string]string{"foreign_keys": "1", "journal_mode": "wal", "synchronous": "2", "busy_timeout": "10000"}
-	const n = 4
-	for i := range n {
-		c, err := s.db.Connx(ctx)
-		if err != nil {
-			t.Fatalf("conn %d: %v", i, err)
-		}
-		defer c.Close() // held until the end: each iteration gets a new connection
-		for pragma, v := range want {
-			var got string
-			if err := c.QueryRowxContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
-				t.Fatalf("conn %d: PRAGMA %s: %v", i, pragma, err)
-			}
-			if got != v {
-				t.Errorf("conn %d: PRAGMA %s = %s, want %s", i, pragma, got, v)
-			}
-		}
+	pools := []struct {
+		name  string
+		db    *sqlx.DB
+		class func(context.Context) context.Context
+		sync  string
+	}{
+		{"durable", s.db, func(ctx context.Context) context.Context { return ctx }, "2"}, // FULL
+		{"ephemeral", s.ephemeral.db, store.Ephemeral, "1"},                              // NORMAL
 	}
-	if open := s.db.Stats().OpenConnections; open < n {
-		t.Fatalf("%d connections open, want at least %d distinct ones", open, n)
+	if s.ephemeral.db == s.db {
+		t.Fatal("SQLite store has a single pool")
+	}
+	for _, p := range pools {
+		want := map[string]string{"foreign_keys": "1", "journal_mode": "wal", "synchronous": p.sync, "busy_timeout": "10000"}
+		const n = 4
+		for i := range n {
+			c, err := p.db.Connx(ctx)
+			if err != nil {
+				t.Fatalf("%s conn %d: %v", p.name, i, err)
+			}
+			defer c.Close() // held until the end: each iteration gets a new connection
+			for pragma, v := range want {
+				var got string
+				if err := c.QueryRowxContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+					t.Fatalf("%s conn %d: PRAGMA %s: %v", p.name, i, pragma, err)
+				}
+				if got != v {
+					t.Errorf("%s conn %d: PRAGMA %s = %s, want %s", p.name, i, pragma, got, v)
+				}
+			}
+		}
+		if open := p.db.Stats().OpenConnections; open < n {
+			t.Fatalf("%s pool: %d connections open, want at least %d distinct ones", p.name, open, n)
+		}
 	}
 
-	// While a WithTx holds its transaction, before it has written anything,
-	// another connection cannot take the write lock.
-	probe, err := s.db.Connx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Raw(func(any) error { return driver.ErrBadConn }) // discard: its busy_timeout changes
-	if _, err := probe.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
-		t.Fatal(err)
-	}
-	err = s.WithTx(ctx, func(store.Queries) error {
-		_, err := probe.ExecContext(ctx, "BEGIN IMMEDIATE")
-		if err == nil {
-			_, _ = probe.ExecContext(ctx, "ROLLBACK")
-			return errors.New("a second BEGIN IMMEDIATE got the lock during WithTx: WithTx did not begin IMMEDIATE")
+	// While a WithTx of either class holds its transaction, before it has
+	// written anything, no connection of either pool can take the write
+	// lock.
+	for _, tx := range pools {
+		for _, p := range pools {
+			probe, err := p.db.Connx(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := probe.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+				t.Fatal(err)
+			}
+			err = s.WithTx(tx.class(ctx), func(store.Queries) error {
+				_, err := probe.ExecContext(ctx, "BEGIN IMMEDIATE")
+				if err == nil {
+					_, _ = probe.ExecContext(ctx, "ROLLBACK")
+					return errors.New("a second BEGIN IMMEDIATE got the lock: WithTx did not begin IMMEDIATE")
+				}
+				return nil
+			})
+			if err != nil {
+				t.Errorf("%s WithTx, probe on the %s pool: %v", tx.name, p.name, err)
+			}
+			_ = probe.Raw(func(any) error { return driver.ErrBadConn }) // discard: its busy_timeout changed
 		}
-		return nil
-	})
-	if err != nil {
-		t.Error(err)
+	}
+}
+
+// TestTxDurabilitySettings checks, inside transactions, the setting that
+// decides whether a commit is flushed: SQLite's synchronous (FULL = 2 in a
+// durable transaction, NORMAL = 1 in an ephemeral one), PostgreSQL's
+// synchronous_commit (off only in an ephemeral transaction, and not after
+// it on the same connection).
+func TestTxDurabilitySettings(t *testing.T) {
+	ctx := context.Background()
+	setting := map[string]string{migrations.SQLite: "PRAGMA synchronous", migrations.Postgres: "SHOW synchronous_commit"}
+	want := map[string][2]string{ // durable, ephemeral
+		migrations.SQLite:   {"2", "1"},
+		migrations.Postgres: {"on", "off"},
+	}
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			s := mustOpen(t, d.dsn(t), Options{Migrate: true})
+			// One connection per pool: an ephemeral setting left on it
+			// would show in the next durable transaction.
+			s.db.SetMaxOpenConns(1)
+			s.ephemeral.db.SetMaxOpenConns(1)
+			inTx := func(ctx context.Context) (got string) {
+				t.Helper()
+				err := s.WithTx(ctx, func(q store.Queries) error {
+					return q.(*queries).tx.QueryRowxContext(ctx, setting[d.name]).Scan(&got)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return got
+			}
+			for range 2 {
+				if got := inTx(store.Ephemeral(ctx)); got != want[d.name][1] {
+					t.Errorf("ephemeral transaction: %s = %s, want %s", setting[d.name], got, want[d.name][1])
+				}
+				if got := inTx(ctx); got != want[d.name][0] {
+					t.Errorf("durable transaction: %s = %s, want %s", setting[d.name], got, want[d.name][0])
+				}
+				var got string
+				if err := s.db.QueryRowxContext(ctx, setting[d.name]).Scan(&got); err != nil || got != want[d.name][0] {
+					t.Errorf("outside a transaction: %s = %s, %v; want %s", setting[d.name], got, err, want[d.name][0])
+				}
+			}
+		})
 	}
 }
 
@@ -400,6 +467,28 @@ func TestStmtCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			prepared(2)
+
+			// An ephemeral transaction caches in the ephemeral pool's cache
+			// (on PostgreSQL the same one).
+			before, eBefore := s.stmts.prepared.Load(), s.ephemeral.prepared.Load()
+			for range 2 {
+				err := s.WithTx(store.Ephemeral(ctx), func(q store.Queries) error {
+					_, err := q.DeviceBySession(ctx, rnd(32))
+					if !errors.Is(err, store.ErrNotFound) {
+						return err
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := s.ephemeral.prepared.Load(); got != eBefore+1 {
+				t.Errorf("ephemeral cache: %d statements prepared, want %d", got, eBefore+1)
+			}
+			if s.ephemeral != s.stmts && s.stmts.prepared.Load() != before {
+				t.Errorf("an ephemeral transaction prepared on the durable pool")
+			}
 		})
 	}
 }

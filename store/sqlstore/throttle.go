@@ -16,6 +16,7 @@ var errThrottled = errors.New("throttled")
 // serializes concurrent counts of one name: PostgreSQL holds the row lock of
 // the upsert until commit, and SQLite's BEGIN IMMEDIATE serializes all
 // writers anyway. A refused request is rolled back, so it is not counted.
+// The transaction is of ctx's class (store.Ephemeral).
 func (s *Store) Throttle(ctx context.Context, name string, now time.Time, window time.Duration, limit int) (time.Duration, error) {
 	var retryAfter time.Duration
 	err := s.WithTx(ctx, func(tq store.Queries) error {

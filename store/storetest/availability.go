@@ -24,7 +24,8 @@ type pathErr struct {
 }
 
 // everyPath runs one operation of each kind with ctx: a read, a read of
-// several rows, a write, a transaction, Throttle, Purge and Ping.
+// several rows, a write, a transaction and Throttle of each durability
+// class, Purge and Ping.
 func everyPath(ctx context.Context, s store.Store) []pathErr {
 	_, errRead := s.AccountByUID(ctx, rnd(16))
 	_, errRows := s.Events(ctx, store.EventQuery{})
@@ -34,14 +35,20 @@ func everyPath(ctx context.Context, s store.Store) []pathErr {
 		}
 		return q.CreateAccount(ctx, newAccount("tx@example.org"))
 	})
+	errEphemeralTx := s.WithTx(store.Ephemeral(ctx), func(q store.Queries) error {
+		return q.UseNonce(ctx, rnd(32), 1, "n", t0)
+	})
 	_, errThrottle := s.Throttle(ctx, "path", t0, time.Minute, 1)
+	_, errEphemeralThrottle := s.Throttle(store.Ephemeral(ctx), "ephemeral path", t0, time.Minute, 1)
 	_, errPurge := s.Purge(ctx, t0, t0)
 	return []pathErr{
 		{"AccountByUID", errRead},
 		{"Events", errRows},
 		{"UseNonce", s.UseNonce(ctx, rnd(32), 1, "n", t0)},
 		{"WithTx", errTx},
+		{"WithTx(Ephemeral)", errEphemeralTx},
 		{"Throttle", errThrottle},
+		{"Throttle(Ephemeral)", errEphemeralThrottle},
 		{"Purge", errPurge},
 		{"Ping", s.Ping(ctx)},
 	}
@@ -96,13 +103,20 @@ func testCanceledContext(t *testing.T, s store.Store) {
 	}
 }
 
-// A transaction whose context ends before fn returns is not committed: a
-// cancellation gives context.Canceled, a deadline ErrUnavailable.
+// A transaction of either class whose context ends before fn returns is
+// not committed: a cancellation gives context.Canceled, a deadline
+// ErrUnavailable.
 func testContextEndsInTx(t *testing.T, s store.Store) {
+	for _, c := range classes {
+		t.Run(c.name, func(t *testing.T) { contextEndsInTx(t, s, c.c) })
+	}
+}
+
+func contextEndsInTx(t *testing.T, s store.Store, c class) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	a := newAccount("alice@example.org")
-	err := s.WithTx(ctx, func(q store.Queries) error {
+	err := s.WithTx(c(ctx), func(q store.Queries) error {
 		if err := q.CreateAccount(ctx, a); err != nil {
 			return err
 		}
@@ -118,7 +132,7 @@ func testContextEndsInTx(t *testing.T, s store.Store) {
 	ctx, cancel = context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	b := newAccount("bob@example.org")
-	err = s.WithTx(ctx, func(q store.Queries) error {
+	err = s.WithTx(c(ctx), func(q store.Queries) error {
 		if err := q.CreateAccount(ctx, b); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -68,9 +69,28 @@ func checkTxRows(t *testing.T, s store.Store, r *txRows, committed bool) {
 	}
 }
 
-func testTxCommit(t *testing.T, s store.Store) {
+// class is a durability class as the context transformation that selects
+// it: durable or store.Ephemeral.
+type class func(context.Context) context.Context
+
+func durable(ctx context.Context) context.Context { return ctx }
+
+// The tests of this file run durable transactions; durability.go runs them
+// on ephemeral ones too.
+
+func testTxCommit(t *testing.T, s store.Store) { txCommit(t, s, durable) }
+
+func testTxRollbackOnError(t *testing.T, s store.Store) { txRollbackOnError(t, s, durable) }
+
+func testTxRollbackOnPanic(t *testing.T, s store.Store) { txRollbackOnPanic(t, s, durable) }
+
+func testTxConcurrentWriters(t *testing.T, s store.Store) {
+	txConcurrentWriters(t, s, func(int, int) class { return durable })
+}
+
+func txCommit(t *testing.T, s store.Store, c class) {
 	var r *txRows
-	err := s.WithTx(t.Context(), func(q store.Queries) error {
+	err := s.WithTx(c(t.Context()), func(q store.Queries) error {
 		r = writeTxRows(t, q)
 		return nil
 	})
@@ -80,10 +100,10 @@ func testTxCommit(t *testing.T, s store.Store) {
 	checkTxRows(t, s, r, true)
 }
 
-func testTxRollbackOnError(t *testing.T, s store.Store) {
+func txRollbackOnError(t *testing.T, s store.Store, c class) {
 	errFn := errors.New("fn failed")
 	var r *txRows
-	err := s.WithTx(t.Context(), func(q store.Queries) error {
+	err := s.WithTx(c(t.Context()), func(q store.Queries) error {
 		r = writeTxRows(t, q)
 		return errFn
 	})
@@ -91,11 +111,12 @@ func testTxRollbackOnError(t *testing.T, s store.Store) {
 		t.Fatalf("WithTx = %v, want fn's error", err)
 	}
 	checkTxRows(t, s, r, false)
-	// The store is still usable for writes.
+	// The store is still usable for writes, also in a transaction of c.
 	mustAccount(t, s, "alice@example.org")
+	mustTxAccount(t, s, c, "bob@example.org")
 }
 
-func testTxRollbackOnPanic(t *testing.T, s store.Store) {
+func txRollbackOnPanic(t *testing.T, s store.Store, c class) {
 	var r *txRows
 	func() {
 		defer func() {
@@ -103,7 +124,7 @@ func testTxRollbackOnPanic(t *testing.T, s store.Store) {
 				t.Errorf("recovered %v, want the panic of fn", p)
 			}
 		}()
-		_ = s.WithTx(t.Context(), func(q store.Queries) error {
+		_ = s.WithTx(c(t.Context()), func(q store.Queries) error {
 			r = writeTxRows(t, q)
 			panic("boom")
 		})
@@ -112,12 +133,23 @@ func testTxRollbackOnPanic(t *testing.T, s store.Store) {
 	checkTxRows(t, s, r, false)
 	// The transaction's connection was released: writes still work.
 	mustAccount(t, s, "alice@example.org")
+	mustTxAccount(t, s, c, "bob@example.org")
 }
 
-// testTxConcurrentWriters runs transactions that read before they write,
-// the pattern that fails with SQLITE_BUSY unless write transactions take the
-// lock up front.
-func testTxConcurrentWriters(t *testing.T, s store.Store) {
+// mustTxAccount creates an account in a transaction of class c.
+func mustTxAccount(t *testing.T, s store.Store, c class, email string) *store.Account {
+	t.Helper()
+	a := newAccount(email)
+	if err := s.WithTx(c(t.Context()), func(q store.Queries) error { return q.CreateAccount(t.Context(), a) }); err != nil {
+		t.Fatalf("CreateAccount in a transaction: %v", err)
+	}
+	return a
+}
+
+// txConcurrentWriters runs transactions that read before they write, the
+// pattern that fails with SQLITE_BUSY unless write transactions take the
+// lock up front; writer w's transaction i is of class classOf(w, i).
+func txConcurrentWriters(t *testing.T, s store.Store, classOf func(w, i int) class) {
 	const writers, rounds = 8, 4
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -127,7 +159,7 @@ func testTxConcurrentWriters(t *testing.T, s store.Store) {
 			<-start
 			for i := range rounds {
 				email := "user" + string(rune('a'+w)) + string(rune('a'+i)) + "@example.org"
-				err := s.WithTx(t.Context(), func(q store.Queries) error {
+				err := s.WithTx(classOf(w, i)(t.Context()), func(q store.Queries) error {
 					if _, err := q.AccountByEmail(t.Context(), email); !errors.Is(err, store.ErrNotFound) {
 						return err
 					}
