@@ -5,6 +5,7 @@
 //	keyserver version   print the version
 //	keyserver keys      generate a certificate signing key
 //	keyserver certs     verify a certificate or backed assertion
+//	keyserver kek       generate a key-encryption key for secrets at rest
 //	keyserver client    talk to a key server as a client
 //	keyserver admin     administer accounts through the admin API
 //
@@ -144,6 +145,7 @@ func commands() *commandTable {
 			{"serve", "", "run the key server", runServe},
 			{"migrate", "", "apply pending database migrations", runMigrate},
 			{"version", "", "print the version", runVersion},
+			{"kek", "", "generate a key-encryption key for secrets at rest (kek generate --out FILE)", runKEK},
 			{"keys", "", "generate a certificate signing key (keys generate --alg rs256|eddsa --out FILE)", runKeys},
 			{"certs", "", "verify a certificate or backed assertion against published keys (certs verify)", runCerts},
 			{"client", "", "talk to a key server as a client (create, login, keys, change-password, forgot, recover, destroy)", runClient},
