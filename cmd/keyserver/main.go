@@ -6,6 +6,7 @@
 //	keyserver keys      generate a certificate signing key
 //	keyserver certs     verify a certificate or backed assertion
 //	keyserver kek       generate a key-encryption key for secrets at rest
+//	keyserver bench     load-test a server with complete sign-ins
 //	keyserver client    talk to a key server as a client
 //	keyserver admin     administer accounts through the admin API
 //
@@ -145,6 +146,7 @@ func commands() *commandTable {
 			{"serve", "", "run the key server", runServe},
 			{"migrate", "", "apply pending database migrations", runMigrate},
 			{"version", "", "print the version", runVersion},
+			{"bench", "", "load-test a server with complete sign-ins and report rate, latency and CPU per sign-in", runBench},
 			{"kek", "", "generate a key-encryption key for secrets at rest (kek generate --out FILE)", runKEK},
 			{"keys", "", "generate a certificate signing key (keys generate --alg rs256|eddsa --out FILE)", runKeys},
 			{"certs", "", "verify a certificate or backed assertion against published keys (certs verify)", runCerts},
