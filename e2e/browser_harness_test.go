@@ -329,3 +329,136 @@ func artifactPath(t *testing.T, name string) string {
 	p, _ := filepath.Abs(filepath.Join(dir, name))
 	return p
 }
+
+// axeSource is the vendored axe-core (testdata/README.md), read once.
+var axeSource = sync.OnceValues(func() (string, error) {
+	b, err := os.ReadFile(filepath.Join("testdata", "axe.min.js"))
+	return string(b), err
+})
+
+// axeTags are the rule sets that must pass: WCAG 2.0, 2.1 and 2.2 at levels
+// A and AA.
+var axeTags = []string{"wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"}
+
+// checkA11y runs axe-core in the tab's page (injected through DevTools, so
+// the pages' CSP does not apply) and fails the test on any violation of
+// axeTags, then runs the checks axe does not make (pageChecks).
+func (b *browser) checkA11y(ctx context.Context, what string) {
+	b.t.Helper()
+	src, err := axeSource()
+	if err != nil {
+		b.t.Fatalf("axe-core fixture: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`window.axe ? undefined : (() => {`+src+`
+	})()`)); err != nil {
+		b.fail(ctx, what+": injecting axe-core", err)
+	}
+	tags, _ := json.Marshal(axeTags)
+	res := evalJS[struct{ Violations, Incomplete []string }](b, ctx, what+": axe", `(async () => {
+	  const r = await axe.run(document, {runOnly: {type: "tag", values: `+string(tags)+`}});
+	  const list = (vs) => vs.map(v => v.id + " (" + v.impact + "): " + v.help + " at " +
+	    v.nodes.map(n => n.target.join(" ") + (n.failureSummary ? " [" + n.failureSummary.replace(/\s+/g, " ") + "]" : "")).join("; "));
+	  return {violations: list(r.violations), incomplete: r.incomplete.map(v => v.id + ": " + v.nodes.map(n => n.target.join(" ") + " (" + (n.any[0]?.message || "") + ")").join(", "))};
+	})()`)
+	violations := res.Violations
+	if len(res.Incomplete) > 0 { // what axe leaves to a person: logged, and looked at in the screenshots
+		b.t.Logf("%s: axe-core could not decide (needs review): %s", what, strings.Join(res.Incomplete, "; "))
+	}
+	if len(violations) > 0 {
+		b.fail(ctx, what, fmt.Errorf("%d accessibility violations (axe-core, WCAG A/AA):\n  %s", len(violations), strings.Join(violations, "\n  ")))
+	}
+	if problems := evalJS[[]string](b, ctx, what+": page checks", pageChecksJS); len(problems) > 0 {
+		b.fail(ctx, what, fmt.Errorf("accessibility checks:\n  %s", strings.Join(problems, "\n  ")))
+	}
+}
+
+// pageChecksJS: what axe does not check. Form-control borders have a 3:1
+// contrast with what is behind them (WCAG 1.4.11); every invalid field is
+// described by a visible message that is announced (role=alert or a live
+// region); every visible error message is announced; every form with a
+// password field has a username field (autocomplete=username, hidden or
+// not) for password managers.
+const pageChecksJS = `(() => {
+  const out = [];
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className && typeof e.className === "string" ? "." + e.className.trim().split(/\s+/).join(".") : "");
+  const rgba = (s) => { const m = s.match(/[\d.]+/g) || []; return m.map(Number).concat([1]).slice(0, 4); };
+  const lum = ([r, g, b]) => { const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  const behind = (e) => { for (let p = e.parentElement; p; p = p.parentElement) { const c = rgba(getComputedStyle(p).backgroundColor); if (c[3] > 0) return c; } return [255, 255, 255, 1]; };
+  const announced = (e) => !!e.closest('[role=alert], [role=status], [aria-live]:not([aria-live=off])');
+  for (const e of document.querySelectorAll("input:not([type=checkbox]):not([type=radio]):not([type=hidden]), select, textarea")) {
+    if (!e.checkVisibility()) continue;
+    const cs = getComputedStyle(e);
+    const r = ratio(rgba(cs.borderTopColor), behind(e));
+    if (parseFloat(cs.borderTopWidth) < 1 || r < 3) out.push(name(e) + ": border contrast " + r.toFixed(2) + ":1 (" + cs.borderTopColor + "), want 3:1");
+  }
+  for (const e of document.querySelectorAll("[aria-invalid=true]")) {
+    const ids = (e.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+    const msgs = ids.map((id) => document.getElementById(id)).filter((m) => m && m.checkVisibility() && m.textContent.trim());
+    if (!msgs.length) out.push(name(e) + ": invalid, but aria-describedby names no visible message");
+    else if (!msgs.some(announced)) out.push(name(e) + ": its error message is not announced (role=alert or a live region)");
+  }
+  for (const e of document.querySelectorAll(".error, .field-error")) {
+    if (e.checkVisibility() && e.textContent.trim() && !announced(e)) out.push(name(e) + ": a visible error that is not announced");
+  }
+  for (const f of document.forms) {
+    if (f.querySelector("input[type=password]") && !f.querySelector("input[autocomplete=username]")) out.push(name(f) + ": a password form without a username field");
+  }
+  return out;
+})()`
+
+// checkLayout fails the test if anything on the page is wider than the
+// viewport or sticks out of it sideways (the page would scroll
+// horizontally, or content be cut off).
+func (b *browser) checkLayout(ctx context.Context, what string) {
+	b.t.Helper()
+	problems := evalJS[[]string](b, ctx, what+": layout", `(() => {
+	  const w = document.documentElement.clientWidth, out = [];
+	  const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className && typeof e.className === "string" ? "." + e.className.trim().split(/\s+/).join(".") : "");
+	  if (document.documentElement.scrollWidth > w) out.push("the page scrolls sideways: scrollWidth " + document.documentElement.scrollWidth + " > " + w);
+	  for (const e of document.body.querySelectorAll("*")) {
+	    if (!e.checkVisibility()) continue;
+	    const r = e.getBoundingClientRect();
+	    if (r.width === 0 && r.height === 0) continue;
+	    if (r.width > w + 0.5 || r.left < -0.5 || r.right > w + 0.5) out.push(name(e) + ": " + Math.round(r.left) + " to " + Math.round(r.right) + " px, viewport " + w + " px");
+	    if (!/^(INPUT|TEXTAREA|SELECT|PROGRESS)$/.test(e.tagName) && e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 0 && getComputedStyle(e).overflowX !== "visible") out.push(name(e) + ": its content (" + e.scrollWidth + " px) is cut off at " + e.clientWidth + " px");
+	  }
+	  return out;
+	})()`)
+	if len(problems) > 0 {
+		b.fail(ctx, what, fmt.Errorf("layout at this width:\n  %s", strings.Join(problems, "\n  ")))
+	}
+}
+
+// Widths of checkPage: a desktop window and a 390 px phone (at device
+// scale 2, as phones render).
+const desktopWidth, phoneWidth = 1280, 390
+
+// checkPage checks the tab's page as it is now at both widths: layout
+// (at 390 px), accessibility, and a full-page screenshot of each
+// (<name>-desktop.png, <name>-390.png under e2e/artifacts/<test>/).
+// want are texts the page must show.
+func (b *browser) checkPage(ctx context.Context, name string, want ...string) {
+	b.t.Helper()
+	defer b.do(ctx, "restoring the viewport", chromedp.ResetViewport())
+	for _, v := range []struct {
+		suffix string
+		action chromedp.Action[chromedp.Void]
+	}{
+		{"desktop", chromedp.EmulateViewport(desktopWidth, 900)},
+		{"390", chromedp.EmulateViewport(phoneWidth, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2), chromedp.EmulatePortrait)},
+	} {
+		what := name + " at " + v.suffix
+		b.do(ctx, what, v.action)
+		// two frames, so the new width is laid out
+		b.do(ctx, what, chromedp.Evaluate[chromedp.Void](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))`, chromedp.EvalAwaitPromise))
+		if v.suffix == "390" {
+			if w := evalJS[float64](b, ctx, what, `document.documentElement.clientWidth`); w != phoneWidth {
+				b.fail(ctx, what, fmt.Errorf("viewport %v px wide, want %d", w, phoneWidth))
+			}
+		}
+		b.checkLayout(ctx, what)
+		b.checkA11y(ctx, what)
+		b.screenshot(ctx, name+"-"+v.suffix+".png", want...)
+	}
+}

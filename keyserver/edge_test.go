@@ -111,3 +111,29 @@ func TestClientGoneIsNotAServerError(t *testing.T) {
 		t.Fatalf("status %d, log:\n%s", rec.Code, l)
 	}
 }
+
+// A browser opening the verification link from its mail lands on the web
+// client's /verify page; API clients keep the plain-text answer (spec 6.6).
+func TestVerifyLinkInBrowser(t *testing.T) {
+	f := newAPIFixture(t)
+	query := "uid=" + strings.Repeat("ab", 16) + "&code=" + strings.Repeat("cd", 16)
+	req, _ := http.NewRequest(http.MethodGet, f.url+"/v1/verify_email?"+query, nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8")
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/verify?"+query {
+		t.Fatalf("browser: %d Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, err = noRedirect.Get(f.url + "/v1/verify_email?" + query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest { // unknown account: 400/102 in JSON
+		t.Fatalf("API client: %d", resp.StatusCode)
+	}
+}

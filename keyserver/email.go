@@ -54,7 +54,10 @@ func (s *Server) recoveryEmailVerifyCode(req *request) (any, error) {
 }
 
 // GET /v1/verify_email?uid=&code=[&service=] (spec 6.6, C9): redirects to
-// the content server when one is configured, else verifies directly.
+// the content server when one is configured, else verifies directly. A
+// browser opening the link from its mail (Accept: text/html) is sent to the
+// web client's /verify page instead, which verifies with verify_code and
+// says in words what happened; API clients keep the plain-text answer.
 func (s *Server) verifyEmailLink(req *request) (any, error) {
 	if err := noBody(req); err != nil {
 		return nil, err
@@ -82,6 +85,10 @@ func (s *Server) verifyEmailLink(req *request) (any, error) {
 	if s.cfg.ContentServerURL != "" {
 		target := s.cfg.ContentServerURL + "/v1/verify_email?" + req.r.URL.RawQuery
 		http.Redirect(req.w, req.r, target, http.StatusFound)
+		return written, nil
+	}
+	if acceptsHTML(req.r) {
+		http.Redirect(req.w, req.r, "/verify?"+req.r.URL.RawQuery, http.StatusFound)
 		return written, nil
 	}
 	if err := s.accounts.VerifyEmail(req.r.Context(), req.caller, uid, code); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,18 +98,81 @@ func (s *Server) webFile(name string) http.Handler {
 			s.notFound(w, r)
 			return
 		}
-		h := w.Header()
-		h.Del("Access-Control-Allow-Origin") // CORS is for the API, not the pages
-		h.Del("Access-Control-Expose-Headers")
-		h.Set("Content-Type", a.contentType)
-		h.Set("Content-Security-Policy", webCSP)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("ETag", a.etag)
+		webHeaders(w.Header(), a.contentType)
+		w.Header().Set("ETag", a.etag)
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 	})
+}
+
+// webHeaders sets the headers of every answer of the web client.
+func webHeaders(h http.Header, contentType string) {
+	h.Del("Access-Control-Allow-Origin") // CORS is for the API, not the pages
+	h.Del("Access-Control-Expose-Headers")
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Security-Policy", webCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("Cache-Control", "no-cache")
+}
+
+// wantsHTML reports whether an unknown path was asked for by a browser
+// navigating (GET or HEAD accepting text/html, without API credentials,
+// outside the API's paths), which gets the HTML 404 page instead of the
+// JSON 404/999 of spec 1.4 that every API client keeps.
+func wantsHTML(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.Header.Get("Authorization") != "" {
+		return false
+	}
+	for _, prefix := range []string{"/v1/", "/admin/", "/.well-known/", "/__"} {
+		if strings.HasPrefix(r.URL.Path, prefix) {
+			return false
+		}
+	}
+	return acceptsHTML(r)
+}
+
+// acceptsHTML reports whether r is a browser navigating: a GET or HEAD
+// without API credentials whose Accept header takes text/html.
+func acceptsHTML(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.Header.Get("Authorization") != "" {
+		return false
+	}
+	for _, accept := range r.Header.Values("Accept") {
+		for _, rng := range strings.Split(accept, ",") {
+			mediaType, params, _ := strings.Cut(rng, ";")
+			if !strings.EqualFold(strings.TrimSpace(mediaType), "text/html") {
+				continue
+			}
+			if q, ok := acceptQ(params); !ok || q > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// acceptQ returns the q parameter of a media range's parameters, if any.
+func acceptQ(params string) (float64, bool) {
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(k, "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return q, err == nil
+		}
+	}
+	return 1, false
+}
+
+// webNotFound answers 404 with the web client's HTML page.
+func webNotFound(w http.ResponseWriter, r *http.Request) {
+	a := webAssets["404.html"]
+	webHeaders(w.Header(), a.contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(a.body)))
+	w.WriteHeader(http.StatusNotFound)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(a.body)
+	}
 }

@@ -2,6 +2,7 @@ package keyserver_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -51,6 +53,9 @@ func webFiles(t *testing.T) map[string]string {
 			return err
 		}
 		rel, _ := filepath.Rel("web", p)
+		if rel == "404.html" { // served for unknown paths (TestWebNotFound)
+			return nil
+		}
 		if u, ok := pages[rel]; ok {
 			files[u] = p
 		} else if strings.HasPrefix(rel, "static/") {
@@ -102,7 +107,7 @@ func TestWebHeaders(t *testing.T) {
 	if r := get(h, "/favicon.ico"); r.StatusCode != 200 || r.Header.Get("Content-Type") != "image/svg+xml" {
 		t.Errorf("GET /favicon.ico: %d %s", r.StatusCode, r.Header.Get("Content-Type"))
 	}
-	for _, u := range []string{"/static/nope.js", "/static/", "/index.html", "/account/", "/static/../web.go"} {
+	for _, u := range []string{"/static/nope.js", "/static/", "/index.html", "/account/", "/static/../web.go", "/404.html", "/static/404.html"} {
 		if r := get(h, u); r.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", u, r.StatusCode)
 		}
@@ -151,5 +156,79 @@ func TestWebStrictContent(t *testing.T) {
 		if m := absolute.FindString(s); m != "" && filepath.Ext(file) != ".svg" {
 			t.Errorf("%s (%s): absolute URL %q: the pages load nothing from elsewhere", file, u, m)
 		}
+	}
+}
+
+// Unknown paths: a browser navigating (Accept: text/html) gets the HTML 404
+// page with the pages' headers; API clients, API paths, credentials and
+// other methods keep the JSON 404/999 of spec 1.4.
+func TestWebNotFound(t *testing.T) {
+	h := webServer(t)
+	page, err := os.ReadFile("web/404.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+	for _, c := range []struct {
+		method, path, accept, auth string
+		html                       bool
+	}{
+		{"GET", "/nope", browser, "", true},
+		{"GET", "/account/settings", "text/html", "", true},
+		{"GET", "/static/nope.js", browser, "", true},
+		{"HEAD", "/nope", browser, "", true},
+		{"GET", "/nope", "TEXT/HTML; charset=utf-8", "", true},
+		{"GET", "/nope", "", "", false},
+		{"GET", "/nope", "application/json", "", false},
+		{"GET", "/nope", "*/*", "", false},
+		{"GET", "/nope", "text/html;q=0", "", false},
+		{"GET", "/nope", browser, `Hawk id="x"`, false},
+		{"POST", "/nope", browser, "", false},
+		{"GET", "/v1/nope", browser, "", false},
+		{"GET", "/v1/raw_password/change/start", browser, "", false},
+		{"GET", "/admin/v1/accounts", browser, "", false},
+		{"GET", "/.well-known/nope", browser, "", false},
+		{"GET", "/__nope__", browser, "", false},
+		{"PUT", "/", browser, "", false},
+	} {
+		req := httptest.NewRequest(c.method, c.path, nil)
+		if c.accept != "" {
+			req.Header.Set("Accept", c.accept)
+		}
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		resp := w.Result()
+		body, _ := io.ReadAll(resp.Body)
+		name := c.method + " " + c.path + " (Accept " + c.accept + ")"
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", name, resp.StatusCode)
+			continue
+		}
+		ct := resp.Header.Get("Content-Type")
+		if c.html {
+			wantBody := string(page)
+			if c.method == http.MethodHead {
+				wantBody = ""
+			}
+			if ct != "text/html; charset=utf-8" || string(body) != wantBody || resp.Header.Get("Content-Security-Policy") == "" ||
+				resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Access-Control-Allow-Origin") != "" ||
+				resp.Header.Get("Content-Length") != strconv.Itoa(len(page)) {
+				t.Errorf("%s: want the HTML 404 page with the pages' headers; got %s %v %q", name, ct, resp.Header, body)
+			}
+			continue
+		}
+		var e struct {
+			Code, Errno    int
+			Error, Message string
+		}
+		if !strings.HasPrefix(ct, "application/json") || json.Unmarshal(body, &e) != nil || e.Code != 404 || e.Errno != 999 || e.Message != "Not Found" {
+			t.Errorf("%s: want the JSON 404/999; got %s %q", name, ct, body)
+		}
+	}
+	if !strings.Contains(string(page), "Page not found") || !strings.Contains(string(page), `href="/"`) {
+		t.Error("the 404 page says nothing useful")
 	}
 }

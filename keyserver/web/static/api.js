@@ -11,8 +11,9 @@ import { PARAMS, stretch } from "./stretch.js";
 
 export const ERRNO = Object.freeze({
   ACCOUNT_EXISTS: 101, UNKNOWN_ACCOUNT: 102, INCORRECT_PASSWORD: 103, UNVERIFIED: 104,
-  INVALID_CODE: 105, INVALID_PARAM: 107, INVALID_TOKEN: 110, INVALID_TIMESTAMP: 111, TOO_MANY_REQUESTS: 114,
-  EMAIL_CASE: 120, UNKNOWN_DEVICE: 123, DEVICE_EXISTS: 124, DISABLED: 127,
+  INVALID_CODE: 105, INVALID_PARAM: 107, MISSING_PARAM: 108, INVALID_TOKEN: 110, INVALID_TIMESTAMP: 111,
+  TOO_MANY_REQUESTS: 114, EMAIL_CASE: 120, UNKNOWN_DEVICE: 123, DEVICE_EXISTS: 124, REQUEST_BLOCKED: 125, DISABLED: 127,
+  SERVICE_UNAVAILABLE: 201,
 });
 
 export class ApiError extends Error {
@@ -132,20 +133,34 @@ export async function createAccount(email, password, onProgress) {
 }
 
 // authStart retries once with the stored email bytes on 120 (spec 1.3).
-async function authStart(email) {
+// unblockCode (8 digits, spec 14.3) lifts a 125 block.
+async function authStart(email, unblockCode) {
+  const body = (hex) => (unblockCode ? { email: hex, unblockCode } : { email: hex });
   try {
-    return { email, resp: await request("POST", "/v1/auth/start", { body: { email: toHex(email) } }) };
+    return { email, resp: await request("POST", "/v1/auth/start", { body: body(toHex(email)) }) };
   } catch (err) {
     if (err.errno !== ERRNO.EMAIL_CASE) throw err;
     const stored = fromHex(err.body.email);
-    return { email: stored, resp: await request("POST", "/v1/auth/start", { body: { email: err.body.email } }) };
+    return { email: stored, resp: await request("POST", "/v1/auth/start", { body: body(err.body.email) }) };
+  }
+}
+
+// sendUnblockCode mails a code that lifts a 125 block (spec 14.3),
+// retrying with the stored email on 120.
+export async function sendUnblockCode(email) {
+  try {
+    await request("POST", "/v1/account/login/send_unblock_code", { body: { email: toHex(utf8(email)) } });
+  } catch (err) {
+    if (err.errno !== ERRNO.EMAIL_CASE) throw err;
+    await request("POST", "/v1/account/login/send_unblock_code", { body: { email: err.body.email } });
   }
 }
 
 // signIn runs auth/start and auth/finish: returns the exact email bytes, the
-// authToken seed and unwrapBKey. known skips stretching when its salt matches.
-export async function signIn(email, password, onProgress, known) {
-  const start = await authStart(typeof email === "string" ? utf8(email) : email);
+// authToken seed and unwrapBKey. known skips stretching when its salt
+// matches; unblockCode is sent with auth/start when given.
+export async function signIn(email, password, onProgress, known, unblockCode) {
+  const start = await authStart(typeof email === "string" ? utf8(email) : email, unblockCode);
   const r = start.resp;
   const ps = r.passwordStretching || {};
   for (const [name, value] of Object.entries(PARAMS)) {
@@ -173,8 +188,8 @@ export async function sessionCreate(authToken) {
 }
 
 // login = signIn + sessionCreate.
-export async function login(email, password, onProgress, known) {
-  const auth = await signIn(email, password, onProgress, known);
+export async function login(email, password, onProgress, known, unblockCode) {
+  const auth = await signIn(email, password, onProgress, known, unblockCode);
   const s = await sessionCreate(auth.authToken);
   return { ...s, email: auth.email, unwrapBKey: auth.unwrapBKey };
 }
@@ -209,8 +224,15 @@ export const registerDevice = async (sessionToken, name, type = "web") =>
 export const listDevices = async (sessionToken) =>
   (await request("GET", "/v1/account/devices", { cred: await sessionCred(sessionToken) })).devices || [];
 
+export const renameDevice = async (sessionToken, id, name) =>
+  request("POST", "/v1/account/device", { body: { id, name }, cred: await sessionCred(sessionToken) });
+
 export const destroyDevice = async (sessionToken, id) =>
   request("POST", "/v1/account/device/destroy", { body: { id }, cred: await sessionCred(sessionToken) });
+
+// accountEvents: the account's own recent events (spec 10.4), newest first.
+export const accountEvents = async (sessionToken) =>
+  (await request("GET", "/v1/account/events", { cred: await sessionCred(sessionToken) })).events || [];
 
 // reset calls /v1/account/reset with new credentials for password; wrapKbFor
 // maps the new unwrapBKey to the wrapKb to store. Returns what a sign-in
