@@ -9,9 +9,12 @@
 // an event commits or rolls back with the change it records. Each also
 // chooses the transaction's durability class (package store): sign-in state
 // (auth/start and auth/finish, session/create, account/keys, Hawk nonces,
-// device last access, certificate audit events, rate-limit counts) is
-// ephemeral; everything that changes an account or revokes access is
-// durable. Request facts
+// device last access, certificate audit events, abuse-protection counts,
+// known ips and unblock codes) is ephemeral; everything that changes an
+// account or revokes access is durable. The abuse protection of spec 14
+// (package customs) is checked at the points its section 14.2 gives,
+// before any SRP arithmetic or write, and its outcomes are recorded in the
+// transaction of the operation when it has one. Request facts
 // (client IP, the Hawk-authenticated token and its account) come in as a
 // Caller. Refusals are *Error values carrying the protocol errno; the HTTP
 // edge maps them to a status and the spec's error body.
@@ -25,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyserver/keyserver/customs"
 	"github.com/keyserver/keyserver/devices"
 	"github.com/keyserver/keyserver/keywrap"
 	"github.com/keyserver/keyserver/protocol"
@@ -47,10 +51,26 @@ type Config struct {
 	// Recovery verifies the email assertions of account recovery; nil
 	// refuses every assertion (126).
 	Recovery AssertionVerifier
-	Logger   *slog.Logger
-	Now      func() time.Time
-	Rand     io.Reader
+	// Customs are the abuse-protection rules (spec 14) over the same
+	// store; nil: the rules of spec 14.2 with their defaults and no
+	// exempt network.
+	Customs *customs.Customs
+	// UnverifiedTTL is how long an account may stay unverified before the
+	// purge deletes it (spec 14.5; default 7 days).
+	UnverifiedTTL time.Duration
+	Logger        *slog.Logger
+	Now           func() time.Time
+	Rand          io.Reader
 }
+
+// Lifetimes of spec 9.2 and 14.5 (D18).
+const (
+	// TokenTTL is the lifetime of authTokens, keyFetchTokens and
+	// accountResetTokens.
+	TokenTTL = time.Hour
+	// DefaultUnverifiedTTL is the default of Config.UnverifiedTTL.
+	DefaultUnverifiedTTL = 7 * 24 * time.Hour
+)
 
 // Service applies the rules to a store.
 type Service struct {
@@ -58,6 +78,7 @@ type Service struct {
 	st      store.Store
 	log     *slog.Logger
 	devices *devices.Registry
+	customs *customs.Customs
 }
 
 // New returns the rules over st. cfg.Now, cfg.Rand and cfg.Logger must be
@@ -66,7 +87,17 @@ func New(cfg Config, st store.Store) *Service {
 	if cfg.Mailer == nil {
 		cfg.Mailer = noMailer{}
 	}
-	return &Service{cfg: cfg, st: st, log: cfg.Logger, devices: devices.New(st, cfg.Now, cfg.Rand)}
+	if cfg.UnverifiedTTL <= 0 {
+		cfg.UnverifiedTTL = DefaultUnverifiedTTL
+	}
+	cu := cfg.Customs
+	if cu == nil {
+		var err error
+		if cu, err = customs.New(customs.Config{Logger: cfg.Logger, Now: cfg.Now, Rand: cfg.Rand}, st); err != nil {
+			panic(err) // the default rules are valid
+		}
+	}
+	return &Service{cfg: cfg, st: st, log: cfg.Logger, devices: devices.New(st, cfg.Now, cfg.Rand), customs: cu}
 }
 
 // Caller is what the HTTP edge knows about a request.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/keyserver/keyserver/customs"
 	"github.com/keyserver/keyserver/devices"
 	"github.com/keyserver/keyserver/store"
 )
@@ -41,6 +42,9 @@ func (s *Service) recordDevice(ctx context.Context, c Caller) devices.RecordFunc
 // account (104 otherwise), with the id of the session's device if it has
 // one, and audits the issuance (spec 7.1) ephemerally.
 func (s *Service) IssueCertificate(ctx context.Context, c Caller, issue func(deviceID []byte) (string, error)) (string, error) {
+	if err := s.check(ctx, customs.CertSign, customs.Request{IP: c.IP, UID: c.Account.UID, Session: c.Token.ID}); err != nil {
+		return "", err // R7 (spec 14.2)
+	}
 	if !c.Account.Verified {
 		return "", ErrUnverified
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/keyserver/keyserver/customs"
 	"github.com/keyserver/keyserver/protocol"
 )
 
@@ -24,7 +25,10 @@ type Error struct {
 	Tries, TTL int
 	// RetryAfter is the wait of a 114 or a 201.
 	RetryAfter time.Duration
-	Cause      error
+	// VerificationMethod is how a 125 can be lifted ("email": an
+	// unblock code, spec 14.3).
+	VerificationMethod string
+	Cause              error
 }
 
 func (e *Error) Error() string {
@@ -62,6 +66,7 @@ var (
 	ErrInvalidAssertion   = &Error{Errno: protocol.ErrnoInvalidAssertion}
 	ErrDisabled           = &Error{Errno: protocol.ErrnoAccountDisabled}
 	ErrTooManyRequests    = &Error{Errno: protocol.ErrnoTooManyRequests}
+	ErrRequestBlocked     = &Error{Errno: protocol.ErrnoRequestBlocked, VerificationMethod: "email"}
 	// ErrMailNotSent: a message that the operation needs delivered could
 	// not be handed over (spec C5): 503.
 	ErrMailNotSent = &Error{Errno: protocol.ErrnoServiceUnavailable}
@@ -92,4 +97,28 @@ func errnoOf(err error) protocol.Errno {
 		return e.Errno
 	}
 	return 0
+}
+
+// customsError turns a refusal of the abuse-protection rules into the
+// refusal of the protocol (429/114 with the wait, or 400/125 that an
+// unblock code lifts); other errors (the store cannot answer) pass as they
+// are.
+func customsError(err error) error {
+	r, ok := errors.AsType[*customs.Refused](err)
+	if !ok {
+		return err
+	}
+	if r.Errno == protocol.ErrnoRequestBlocked {
+		return refuse(ErrRequestBlocked, r)
+	}
+	e := refuse(ErrTooManyRequests, r)
+	e.RetryAfter = r.RetryAfter
+	return e
+}
+
+// tooMany is a 429/114 waiting until until (at least a second).
+func tooMany(wait time.Duration) *Error {
+	e := *ErrTooManyRequests
+	e.RetryAfter = time.Duration(max(1, ceilSeconds(wait))) * time.Second
+	return &e
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
+	"github.com/keyserver/keyserver/customs"
 	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
@@ -50,16 +52,47 @@ func (s *Service) forgotCode() (string, error) {
 	return fmt.Sprint(10_000_000 + n.Int64()), nil
 }
 
-// ForgotSendCode makes a new forgotPasswordToken for email, replacing the
-// account's old one, and mails its code (spec 6.7). C19 limits it per
-// client IP and per account; C5: if the mail cannot be handed over, the new
-// token is deleted again and the answer is ErrMailNotSent.
+// maxForgotTokens is how many forgotPasswordTokens an account may have
+// live (spec 6.7, 14.2).
+const maxForgotTokens = 3
+
+// ForgotSendCode makes a new forgotPasswordToken for email and mails its
+// code (spec 6.7): 102, 127, 120; 107 for an email that may not receive mail
+// (C20); R8 and R6 (spec 14.2). The token replaces the live one created
+// from the caller's ip, if any; without one, a fourth live token is refused
+// with 429 rather than evicting one. C5: if the mail cannot be handed over,
+// the new token is deleted again and the answer is ErrMailNotSent.
 func (s *Service) ForgotSendCode(ctx context.Context, c Caller, email string) (*ForgotToken, error) {
 	a, err := s.accountByEmail(ctx, email)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.throttle(ctx, forgotSendPerAccount, hexString(a.UID)); err != nil {
+	if err := mailable(a); err != nil {
+		return nil, err
+	}
+	if err := s.check(ctx, customs.ForgotSend, customsRequest(c, a)); err != nil {
+		return nil, err
+	}
+	now, ip := s.now(), customs.IPKey(c.IP)
+	origins, err := s.st.TokenOrigins(ctx, a.UID, protocol.ForgotPasswordToken)
+	if err != nil {
+		return nil, err
+	}
+	var drop [][]byte // expired tokens and the one of this ip
+	var live []time.Time
+	for _, o := range origins {
+		if !o.ExpiresAt.After(now) || o.IP == ip {
+			drop = append(drop, o.TokenID)
+		} else {
+			live = append(live, o.ExpiresAt)
+		}
+	}
+	if len(live) >= maxForgotTokens {
+		slices.SortFunc(live, time.Time.Compare)
+		return nil, tooMany(live[len(live)-maxForgotTokens].Sub(now))
+	}
+	mailReq, err := s.mailCheck(ctx, c, a.UID, a.Email)
+	if err != nil {
 		return nil, err
 	}
 	code, err := s.forgotCode()
@@ -72,10 +105,15 @@ func (s *Service) ForgotSendCode(ctx context.Context, c Caller, email string) (*
 	}
 	tok.Seed, tok.Code, tok.Tries, tok.ExpiresAt = seed, code, forgotTries, tok.CreatedAt.Add(forgotTTL)
 	err = s.st.WithTx(ctx, func(q store.Queries) error {
-		if err := q.DeleteAccountTokens(ctx, a.UID, protocol.ForgotPasswordToken); err != nil {
+		for _, id := range drop {
+			if err := q.DeleteToken(ctx, protocol.ForgotPasswordToken, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		if err := q.CreateToken(ctx, tok); err != nil {
 			return err
 		}
-		return q.CreateToken(ctx, tok)
+		return setOrigin(ctx, q, c, tok, false)
 	})
 	if err != nil {
 		return nil, err
@@ -87,27 +125,25 @@ func (s *Service) ForgotSendCode(ctx context.Context, c Caller, email string) (*
 		}
 		return nil, err
 	}
+	s.mailSent(ctx, mailReq)
 	if err := s.audit(ctx, s.st, c, event{action: "password.forgot.send_code", uid: a.UID}); err != nil {
 		return nil, err
 	}
 	return s.forgotToken(tok), nil
 }
 
-// ThrottleForgotByIP counts a send_code request of the client IP (C19): at
-// most 20 an hour. It comes before anything else of the request.
-func (s *Service) ThrottleForgotByIP(ctx context.Context, c Caller) error {
-	return s.throttle(ctx, forgotSendPerIP, c.IP)
-}
-
 // ForgotResendCode mails the caller's forgotPasswordToken's code again, to
-// the stored address (spec 6.7); ErrMailNotSent when it cannot be handed
-// over (the token stays).
+// the stored address (spec 6.7), within R9 and R6; ErrMailNotSent when it
+// cannot be handed over (the token stays).
 func (s *Service) ForgotResendCode(ctx context.Context, c Caller) (*ForgotToken, error) {
 	a, tok := c.Account, c.Token
-	if err := s.throttle(ctx, forgotResendPerAccount, hexString(a.UID)); err != nil {
+	if err := mailable(a); err != nil {
 		return nil, err
 	}
-	if err := s.send(ctx, "forgot-password", forgotPasswordMail(a.Email, tok.Code)); err != nil {
+	if err := s.check(ctx, customs.ForgotResend, customsRequest(c, a)); err != nil {
+		return nil, err
+	}
+	if err := s.deliver(ctx, c, a.UID, "forgot-password", forgotPasswordMail(a.Email, tok.Code)); err != nil {
 		return nil, err
 	}
 	if err := s.audit(ctx, s.st, c, event{action: "password.forgot.resend_code", uid: a.UID}); err != nil {
@@ -130,6 +166,7 @@ func (s *Service) ForgotVerifyCode(ctx context.Context, c Caller, code string) (
 	if err != nil {
 		return nil, err
 	}
+	art.ExpiresAt = art.CreatedAt.Add(TokenTTL)
 	err = s.st.WithTx(ctx, func(q store.Queries) error {
 		// Atomic with a concurrent wrong try: only a token that still
 		// exists with tries left is traded.
@@ -143,6 +180,9 @@ func (s *Service) ForgotVerifyCode(ctx context.Context, c Caller, code string) (
 			return err
 		}
 		if err := q.CreateToken(ctx, art); err != nil {
+			return err
+		}
+		if err := setOrigin(ctx, q, c, art, false); err != nil {
 			return err
 		}
 		return s.audit(ctx, q, c, ev)

@@ -41,8 +41,13 @@ func (s *Service) send(ctx context.Context, what string, m *Message) error {
 }
 
 // notify sends a notification, best effort (C5): a failure is logged and
-// the operation it reports on stands.
+// the operation it reports on stands. Notifications count for no rule (R6
+// spares the password-changed notice), but C20 holds.
 func (s *Service) notify(ctx context.Context, m *Message) {
+	if !Mailable(m.To) {
+		s.log.WarnContext(ctx, "notification not sent: the email is not a plain address (C20)", "subject", m.Subject)
+		return
+	}
 	if err := s.cfg.Mailer.Send(context.WithoutCancel(ctx), m); err != nil {
 		s.log.WarnContext(ctx, "notification mail not sent", "subject", m.Subject, "err", err)
 	}
@@ -74,6 +79,18 @@ func forgotPasswordMail(email, code string) *Message {
 		code:    code,
 		notYou:  "If this was not you, ignore this message: nobody can reset your password without this code.",
 		headers: map[string]string{"X-Recovery-Code": code},
+	}.message()
+}
+
+// unblockCodeMail carries an unblock code (spec 14.3).
+func unblockCodeMail(email, code string) *Message {
+	return mailContent{
+		to:      email,
+		subject: "Your keyserver sign-in unblock code",
+		intro:   "Sign-in to the keyserver account %s was blocked after many wrong passwords. Enter this code when you sign in to unblock it (it expires in an hour):",
+		code:    code,
+		notYou:  "If this was not you, someone is guessing your password: ignore this message, and consider changing your password.",
+		headers: map[string]string{"X-Unblock-Code": code},
 	}.message()
 }
 

@@ -26,6 +26,7 @@ func (s *Service) PasswordChangeStart(ctx context.Context, c Caller) ([]byte, er
 		if err != nil {
 			return err
 		}
+		kf.ExpiresAt, art.ExpiresAt = kf.CreatedAt.Add(TokenTTL), art.CreatedAt.Add(TokenTTL)
 		if err := q.DeleteAccountTokens(ctx, a.UID, protocol.AccountResetToken); err != nil {
 			return err
 		}
@@ -57,6 +58,8 @@ type NewPassword struct {
 // 6.4, D13): every session and device of the account ends, kA survives, an
 // all-zero wrapKb becomes a fresh random one. The reset commits only if the
 // token still exists (C13), and the account holder is notified by mail.
+// It clears R1 and R2 for the account and makes the ip of the verify_code
+// or recover that made the token known (spec 14.2).
 func (s *Service) Reset(ctx context.Context, c Caller, n NewPassword) error {
 	plain, err := keywrap.Unbundle(c.Token.BundleKey, keywrap.ContextAccountReset, n.Bundle)
 	if err != nil {
@@ -79,10 +82,17 @@ func (s *Service) Reset(ctx context.Context, c Caller, n NewPassword) error {
 	creds := &store.Credentials{SRPType: n.SRPType, SRPVerifier: verifier, SRPSalt: n.SRPSalt,
 		Stretching: n.Stretching, WrapKb: wrapKb, Generation: gen}
 	err = s.st.WithTx(ctx, func(q store.Queries) error {
+		resetIP, err := tokenIP(ctx, q, c.Token.ID)
+		if err != nil {
+			return err
+		}
 		if _, err := q.ConsumeToken(ctx, protocol.AccountResetToken, c.Token.ID); err != nil {
 			return err
 		}
 		if err := q.SetCredentials(ctx, a.UID, creds); err != nil {
+			return err
+		}
+		if err := s.customs.ResetSucceeded(ctx, q, a.NormalizedEmail, a.UID, resetIP); err != nil {
 			return err
 		}
 		if err := q.DeleteDevices(ctx, a.UID); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/keyserver/keyserver/customs"
 	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
@@ -26,23 +27,52 @@ const assertionSkew = 60 * time.Second
 // assertion failure, the missing account and a replay included, is 126
 // (the reason is the logged cause); 127 and 120 come after and do not use
 // up the assertion. Nothing about the account changes on any failure.
+//
+// R10 per account (spec 14.2) is checked before the assertion, for the
+// fold of the requested email, and every 126 counts for it. The token
+// remembers the caller's ip, which the reset makes known.
 func (s *Service) Recover(ctx context.Context, c Caller, email, assertion string) ([]byte, error) {
+	req := customs.Request{IP: c.IP, Fold: Fold(email)}
+	if a, err := s.st.AccountByEmail(ctx, req.Fold); err == nil {
+		req.UID = a.UID // its known ips are exempt
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if err := s.check(ctx, customs.Recover, req); err != nil {
+		return nil, err
+	}
 	ev := event{action: "account.recover"}
+	seed, err := s.recover(ctx, c, &ev, email, assertion)
+	if err == nil {
+		return seed, nil
+	}
+	if errnoOf(err) == protocol.ErrnoInvalidAssertion {
+		if rerr := s.count(ctx, nil, req, customs.RecoverFailure); rerr != nil {
+			return nil, rerr
+		}
+	}
+	return nil, s.auditFailure(ctx, c, ev, err)
+}
+
+// recover is Recover after the rules; ev gets the uid once the account is
+// known.
+func (s *Service) recover(ctx context.Context, c Caller, ev *event, email, assertion string) ([]byte, error) {
 	invalid := func(reason string) error { return refuse(ErrInvalidAssertion, errors.New(reason)) }
 	if s.cfg.Recovery == nil {
-		return nil, s.auditFailure(ctx, c, ev, invalid("no recovery issuers configured"))
+		return nil, invalid("no recovery issuers configured")
 	}
 	vouched, expires, err := s.cfg.Recovery.Verify(ctx, assertion)
 	if err != nil {
-		return nil, s.auditFailure(ctx, c, ev, refuse(ErrInvalidAssertion, err))
+		return nil, refuse(ErrInvalidAssertion, err)
 	}
 	if Fold(vouched) != Fold(email) {
-		return nil, s.auditFailure(ctx, c, ev, invalid("the assertion is for another email"))
+		return nil, invalid("the assertion is for another email")
 	}
 	seed, art, err := s.newToken(protocol.AccountResetToken, nil)
 	if err != nil {
 		return nil, err
 	}
+	art.ExpiresAt = art.CreatedAt.Add(TokenTTL)
 	hash := sha256.Sum256([]byte(assertion))
 	err = s.st.WithTx(ctx, func(q store.Queries) error {
 		a, err := q.AccountByEmail(ctx, Fold(email))
@@ -72,10 +102,13 @@ func (s *Service) Recover(ctx context.Context, c Caller, email, assertion string
 		if err := q.CreateToken(ctx, art); err != nil {
 			return err
 		}
-		return s.audit(ctx, q, c, ev)
+		if err := setOrigin(ctx, q, c, art, false); err != nil {
+			return err
+		}
+		return s.audit(ctx, q, c, *ev)
 	})
 	if err != nil {
-		return nil, s.auditFailure(ctx, c, ev, err)
+		return nil, err
 	}
 	return seed, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/keyserver/keyserver/customs"
 	"github.com/keyserver/keyserver/keywrap"
 	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/srp"
@@ -21,10 +22,28 @@ type Challenge struct {
 }
 
 // AuthStart begins an SRP sign-in for email (spec 6.3): a new srpToken
-// whose bundleKey is the server's secret b.
-func (s *Service) AuthStart(ctx context.Context, c Caller, email string) (*Challenge, error) {
+// whose bundleKey is the server's secret b. R1 and R2 (spec 14.2) are
+// checked once the account is known; unblockCode ("" for none) lifts R2
+// when it is a live code of the account (spec 14.3), and the srpToken then
+// remembers it; a wrong one counts for R1 and answers 125 again.
+func (s *Service) AuthStart(ctx context.Context, c Caller, email, unblockCode string) (*Challenge, error) {
 	a, err := s.accountByEmail(ctx, email)
 	if err != nil {
+		return nil, err
+	}
+	req := customsRequest(c, a)
+	unblocked := false
+	if unblockCode != "" {
+		req.Unblock = func() (bool, error) {
+			ok, err := s.useUnblockCode(ctx, c, a, unblockCode)
+			if err == nil && !ok {
+				err = s.count(ctx, nil, customsRequest(c, a), customs.UnblockFailure)
+			}
+			unblocked = ok
+			return ok, err
+		}
+	}
+	if err := s.check(ctx, customs.AuthStart, req); err != nil {
 		return nil, err
 	}
 	var tok *store.Token
@@ -43,7 +62,12 @@ func (s *Service) AuthStart(ctx context.Context, c Caller, email string) (*Chall
 		return nil, err
 	}
 	tok.ExpiresAt = tok.CreatedAt.Add(s.cfg.SRPTokenTTL)
-	err = s.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error { return q.CreateToken(ctx, tok) })
+	err = s.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error {
+		if err := q.CreateToken(ctx, tok); err != nil || !unblocked {
+			return err
+		}
+		return setOrigin(ctx, q, c, tok, true)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +83,11 @@ type ProofFunc func() (A, M []byte, err error)
 // a new authToken seed under K. Every outcome after the lookup consumes
 // the srpToken (D2), in the one (ephemeral) transaction that records the
 // outcome, so of concurrent finishers exactly one gets it and the others get
-// 110.
+// 110. R1 and R2 are checked once the srpToken is known, before any SRP
+// arithmetic; a refusal there leaves the srpToken (spec 14.2). The outcome
+// is counted in the same transaction (a 103 for R1 to R3; a success clears
+// R1 and makes the ip known), after the rules were checked again under
+// their lock, so that concurrent guesses never overrun a limit.
 func (s *Service) AuthFinish(ctx context.Context, c Caller, id []byte, proof ProofFunc) ([]byte, error) {
 	tok, err := s.st.Token(ctx, protocol.SRPToken, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -71,6 +99,7 @@ func (s *Service) AuthFinish(ctx context.Context, c Caller, id []byte, proof Pro
 		a       *store.Account
 		K, seed []byte
 		authTok *store.Token
+		req     customs.Request
 	)
 	var failure error = ErrInvalidToken
 	if !tok.Expired(s.now()) {
@@ -79,21 +108,45 @@ func (s *Service) AuthFinish(ctx context.Context, c Caller, id []byte, proof Pro
 		}
 	}
 	if failure == nil {
+		req = customsRequest(c, a)
+		req.SRPToken = tok.ID
+		if err := s.check(ctx, customs.AuthFinish, req); err != nil {
+			return nil, err
+		}
 		K, failure = checkProof(a, tok, proof)
 	}
 	if failure == nil {
 		seed, authTok, failure = s.newToken(protocol.AuthToken, a.UID)
+		if failure == nil {
+			authTok.ExpiresAt = authTok.CreatedAt.Add(TokenTTL)
+		}
 	}
 	ev := event{action: "login", uid: tok.UID}
 	err = s.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error {
+		// The rules again, under their lock, before the srpToken (whose
+		// origin may lift R2) is consumed.
+		guessed := failure == nil || errnoOf(failure) == protocol.ErrnoIncorrectPassword
+		if guessed {
+			if err := s.customs.Guard(ctx, q, req, customs.AuthFinishIP, customs.AuthFinish); err != nil {
+				return err
+			}
+		}
 		if _, err := q.ConsumeToken(ctx, protocol.SRPToken, tok.ID); err != nil {
 			return err
 		}
 		if failure != nil {
+			if guessed {
+				if err := s.count(ctx, q, req, customs.LoginFailure); err != nil {
+					return err
+				}
+			}
 			if ev.errno = errnoOf(failure); ev.errno != 0 && ev.errno != protocol.ErrnoInvalidToken {
 				return s.audit(ctx, q, c, ev)
 			}
 			return nil
+		}
+		if err := s.customs.Succeeded(ctx, q, req); err != nil {
+			return err
 		}
 		if err := q.CreateToken(ctx, authTok); err != nil {
 			return err
@@ -104,7 +157,7 @@ func (s *Service) AuthFinish(ctx context.Context, c Caller, id []byte, proof Pro
 	case errors.Is(err, store.ErrNotFound):
 		return nil, ErrInvalidToken
 	case err != nil:
-		return nil, err
+		return nil, customsError(s.customs.Report(ctx, customs.AuthFinish, req, err))
 	case failure != nil:
 		return nil, failure
 	}
@@ -155,6 +208,9 @@ func (s *Service) SessionCreate(ctx context.Context, c Caller) (*Session, error)
 			return err
 		}
 		kf.SessionID = sess.ID
+		if a.Verified { // else its hour starts at verification (spec 9.2)
+			kf.ExpiresAt = kf.CreatedAt.Add(TokenTTL)
+		}
 		if err := q.CreateToken(ctx, sess); err != nil {
 			return err
 		}

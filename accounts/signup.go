@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 
+	"github.com/keyserver/keyserver/customs"
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -24,8 +26,13 @@ type NewAccount struct {
 // Create makes an account with fresh kA, wrapKb and email code, and mails
 // the verification link unless it is pre-verified. A mail failure is
 // logged and the account stands (C5: the client can resend). It returns
-// the uid; 101 when the email fold is taken.
+// the uid; 101 when the email fold is taken, 107 (email) when mail could
+// not be sent to it (C20) and it is not pre-verified. When R6 refuses the
+// mail it is skipped and logged, and the account stands (C5).
 func (s *Service) Create(ctx context.Context, c Caller, n NewAccount) ([]byte, error) {
+	if !n.PreVerified && !Mailable(n.Email) {
+		return nil, InvalidParam("email")
+	}
 	secrets, err := s.random(16 + 32 + 32 + 16)
 	if err != nil {
 		return nil, err
@@ -51,7 +58,7 @@ func (s *Service) Create(ctx context.Context, c Caller, n NewAccount) ([]byte, e
 		return nil, err
 	}
 	if !a.Verified {
-		if err := s.cfg.Mailer.Send(ctx, s.verificationMail(a.UID, a.Email, hexString(a.EmailCode), n.Service)); err != nil {
+		if err := s.deliver(ctx, c, nil, "verification", s.verificationMail(a.UID, a.Email, hexString(a.EmailCode), n.Service)); err != nil {
 			s.log.WarnContext(ctx, "verification mail not sent", "uid", hexString(a.UID), "err", err)
 		}
 	}
@@ -87,23 +94,28 @@ func emailCase(a *store.Account) error {
 }
 
 // ResendVerification mails the verification link again while the caller's
-// account is unverified (spec 6.6, C8), at most 3 times an hour.
+// account is unverified (spec 6.6, C8), within R9 and R6 (spec 14.2).
 func (s *Service) ResendVerification(ctx context.Context, c Caller, service string) error {
 	a := c.Account
 	if a.Verified {
 		return nil
 	}
-	if err := s.throttle(ctx, verifyResendPerAccount, hexString(a.UID)); err != nil {
+	if err := mailable(a); err != nil {
 		return err
 	}
-	if err := s.send(ctx, "verification", s.verificationMail(a.UID, a.Email, hexString(a.EmailCode), service)); err != nil {
+	if err := s.check(ctx, customs.VerifyResend, customsRequest(c, a)); err != nil {
+		return err
+	}
+	if err := s.deliver(ctx, c, a.UID, "verification", s.verificationMail(a.UID, a.Email, hexString(a.EmailCode), service)); err != nil {
 		return err
 	}
 	return s.audit(ctx, s.st, c, event{action: "recovery_email.resend_code", uid: a.UID, session: c.Token.ID})
 }
 
 // VerifyEmail marks the account verified when code is its email code: 102
-// unknown, 127 disabled, 105 wrong code. Idempotent.
+// unknown, 127 disabled, 105 wrong code (counted for R11, which refuses
+// with 429 once it is reached). Idempotent. The keyFetchTokens issued
+// while the account was unverified get their hour from now (spec 9.2).
 func (s *Service) VerifyEmail(ctx context.Context, c Caller, uid, code []byte) error {
 	ev := event{action: "account.verify"}
 	a, err := s.st.AccountByUID(ctx, uid)
@@ -116,7 +128,14 @@ func (s *Service) VerifyEmail(ctx context.Context, c Caller, uid, code []byte) e
 	if a.Disabled {
 		return s.auditFailure(ctx, c, ev, ErrDisabled)
 	}
+	req := customsRequest(c, a)
+	if err := s.check(ctx, customs.VerifyCode, req); err != nil {
+		return err
+	}
 	if !equalSecret(code, a.EmailCode) {
+		if err := s.count(ctx, nil, req, customs.VerifyFailure); err != nil {
+			return err
+		}
 		return s.auditFailure(ctx, c, ev, ErrInvalidCode)
 	}
 	if a.Verified {
@@ -124,6 +143,9 @@ func (s *Service) VerifyEmail(ctx context.Context, c Caller, uid, code []byte) e
 	}
 	return s.st.WithTx(ctx, func(q store.Queries) error {
 		if err := q.SetVerified(ctx, a.UID); err != nil {
+			return err
+		}
+		if err := q.SetTokensExpiry(ctx, a.UID, protocol.KeyFetchToken, s.now().Add(TokenTTL)); err != nil {
 			return err
 		}
 		return s.audit(ctx, q, c, ev)

@@ -113,6 +113,50 @@ func (a *Admin) Enable(ctx context.Context, uid string) error {
 	return a.do(ctx, http.MethodPost, accountPath(uid)+"/enable", nil)
 }
 
+// Block is a count that refuses requests now (spec 14.4).
+type Block struct {
+	Rule string `json:"rule"`
+	Key  struct {
+		UID  string `json:"uid,omitempty"`
+		IP   string `json:"ip,omitempty"`
+		Fold string `json:"fold,omitempty"` // hex of the email fold
+	} `json:"key"`
+	Count     int   `json:"count"`
+	UntilTime int64 `json:"untilTime"` // ms
+}
+
+func blockQuery(v url.Values, uid, ip string) string {
+	if uid != "" {
+		v.Set("uid", uid)
+	}
+	if ip != "" {
+		v.Set("ip", ip)
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+// Blocks lists the blocks of the account uid and/or the ip ("" for any).
+func (a *Admin) Blocks(ctx context.Context, uid, ip string) ([]Block, error) {
+	var resp struct {
+		Blocks []Block `json:"blocks"`
+	}
+	err := a.do(ctx, http.MethodGet, "/admin/v1/blocks"+blockQuery(url.Values{}, uid, ip), &resp)
+	return resp.Blocks, err
+}
+
+// ClearBlocks clears the counts of rule ("" every rule; "R8" both of R8's
+// limits) for the account uid and/or the ip (at least one).
+func (a *Admin) ClearBlocks(ctx context.Context, rule, uid, ip string) error {
+	v := url.Values{}
+	if rule != "" {
+		v.Set("rule", rule)
+	}
+	return a.do(ctx, http.MethodPost, "/admin/v1/blocks/clear"+blockQuery(v, uid, ip), nil)
+}
+
 // Audit returns one page of audit events.
 func (a *Admin) Audit(ctx context.Context, q AuditQuery) (*AuditPage, error) {
 	v := url.Values{}

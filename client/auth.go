@@ -59,15 +59,30 @@ type AuthChallenge struct {
 	B            []byte
 }
 
+// SignInOptions are the optional members of /v1/auth/start.
+type SignInOptions struct {
+	// UnblockCode is the 8-digit code of an unblock mail (spec 14.3),
+	// for a sign-in answered 400/125 (IsBlocked).
+	UnblockCode string
+}
+
 // AuthStart calls /v1/auth/start for email (spec 6.3). It does not retry on
 // 120; SignIn does.
 func (c *Client) AuthStart(ctx context.Context, email string) (*AuthChallenge, error) {
+	return c.AuthStartWith(ctx, email, SignInOptions{})
+}
+
+// AuthStartWith is AuthStart with the optional members.
+func (c *Client) AuthStartWith(ctx context.Context, email string, o SignInOptions) (*AuthChallenge, error) {
 	var resp struct {
 		SRPToken           string              `json:"srpToken"`
 		PasswordStretching protocol.Stretching `json:"passwordStretching"`
 		SRP                protocol.SRP        `json:"srp"`
 	}
 	req := map[string]string{"email": hex.EncodeToString([]byte(email))}
+	if o.UnblockCode != "" {
+		req["unblockCode"] = o.UnblockCode
+	}
 	if err := c.Do(ctx, http.MethodPost, "/v1/auth/start", req, nil, &resp); err != nil {
 		return nil, err
 	}
@@ -140,9 +155,15 @@ func (c *Client) AuthFinish(ctx context.Context, ch *AuthChallenge, password str
 // server answers 400/120 (the email differs in case from the stored one) it
 // retries once with the stored email bytes (spec 1.3).
 func (c *Client) SignIn(ctx context.Context, email, password string) (*Auth, error) {
-	ch, err := c.AuthStart(ctx, email)
+	return c.SignInWith(ctx, email, password, SignInOptions{})
+}
+
+// SignInWith is SignIn with the optional members of auth/start (an unblock
+// code).
+func (c *Client) SignInWith(ctx context.Context, email, password string, o SignInOptions) (*Auth, error) {
+	ch, err := c.AuthStartWith(ctx, email, o)
 	if stored, ok := storedEmail(err); ok {
-		ch, err = c.AuthStart(ctx, stored)
+		ch, err = c.AuthStartWith(ctx, stored, o)
 	}
 	if err != nil {
 		return nil, err
@@ -184,9 +205,29 @@ func (c *Client) SessionCreate(ctx context.Context, authToken []byte) (*Session,
 	return &Session{UID: uid, Verified: resp.Verified, KeyFetchToken: seeds[:32:32], SessionToken: seeds[32:]}, nil
 }
 
-// Login signs in and creates a session (spec 9.1).
+// Login signs in and creates a session (spec 9.1). A sign-in blocked by
+// abuse protection is an *Error for which IsBlocked holds (send an unblock
+// code, then LoginWith it) or a 429 with RetryAfter.
 func (c *Client) Login(ctx context.Context, email, password string) (*Session, error) {
-	auth, err := c.SignIn(ctx, email, password)
+	return c.LoginWith(ctx, email, password, SignInOptions{})
+}
+
+// SendUnblockCode asks for an unblock code mailed to email (spec 14.3).
+// Like SignIn it retries once with the stored email on 400/120.
+func (c *Client) SendUnblockCode(ctx context.Context, email string) error {
+	send := func(e string) error {
+		return c.Do(ctx, http.MethodPost, "/v1/account/login/send_unblock_code", map[string]string{"email": hex.EncodeToString([]byte(e))}, nil, nil)
+	}
+	err := send(email)
+	if stored, ok := storedEmail(err); ok {
+		err = send(stored)
+	}
+	return err
+}
+
+// LoginWith is Login with the optional members of auth/start.
+func (c *Client) LoginWith(ctx context.Context, email, password string, o SignInOptions) (*Session, error) {
+	auth, err := c.SignInWith(ctx, email, password, o)
 	if err != nil {
 		return nil, err
 	}

@@ -10,9 +10,12 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keyserver/keyserver/hawk"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // maxResponseBytes caps the response bodies the client reads.
@@ -42,7 +45,66 @@ func (e *Error) Error() string {
 		msg = http.StatusText(e.Status)
 	}
 	path, _, _ := strings.Cut(e.Path, "?") // a query may carry a code
-	return fmt.Sprintf("%s %s: %d/%d %s", e.Method, path, e.Status, e.Errno, msg)
+	s := fmt.Sprintf("%s %s: %d/%d %s", e.Method, path, e.Status, e.Errno, msg)
+	switch {
+	case e.Blocked():
+		s += " (sign-in from this place needs an unblock code sent by email)"
+	case e.Errno == protocol.ErrnoTooManyRequests:
+		if d, ok := e.RetryAfter(); ok {
+			s += " (try again in " + HumanWait(d) + ")"
+		}
+	}
+	return s
+}
+
+// RetryAfter is the wait a 429 or 503 asks for: the retryAfter member of
+// the error body, else the Retry-After header (seconds).
+func (e *Error) RetryAfter() (time.Duration, bool) {
+	if v, ok := e.Body["retryAfter"].(float64); ok && v >= 0 {
+		return time.Duration(v) * time.Second, true
+	}
+	if n, err := strconv.Atoi(e.Header.Get("Retry-After")); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	return 0, false
+}
+
+// Blocked reports a 400/125 that an emailed unblock code lifts (spec
+// 14.3): send one with SendUnblockCode, then sign in again with
+// SignInOptions.UnblockCode.
+func (e *Error) Blocked() bool {
+	return e.Errno == protocol.ErrnoRequestBlocked && e.Body["verificationMethod"] == "email"
+}
+
+// HumanWait renders a wait for people: "45 seconds", "15 minutes", "about
+// 3 hours".
+func HumanWait(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	switch {
+	case s <= 1:
+		return "1 second"
+	case s < 90:
+		return fmt.Sprintf("%d seconds", s)
+	case s < 90*60:
+		return fmt.Sprintf("%d minutes", (s+59)/60)
+	}
+	return fmt.Sprintf("about %d hours", (s+1800)/3600)
+}
+
+// RetryAfter is the wait of err when it is (or wraps) a 429 or 503 *Error.
+func RetryAfter(err error) (time.Duration, bool) {
+	var e *Error
+	if !errors.As(err, &e) || (e.Status != 429 && e.Status != 503) {
+		return 0, false
+	}
+	return e.RetryAfter()
+}
+
+// IsBlocked reports whether err is (or wraps) a 400/125 that an unblock
+// code lifts.
+func IsBlocked(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Blocked()
 }
 
 // IsErrno reports whether err is (or wraps) an *Error with this errno.

@@ -4,12 +4,16 @@ import (
 	"io"
 
 	"github.com/keyserver/keyserver/accounts"
+	"github.com/keyserver/keyserver/customs"
 	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/srp"
 )
 
-// POST /v1/account/create (spec 6.3).
+// POST /v1/account/create (spec 6.3); R5 (spec 14.2) comes before the body.
 func (s *Server) accountCreate(req *request) (any, error) {
+	if err := s.accounts.Throttle(req.r.Context(), req.caller, customs.CreateIP); err != nil {
+		return nil, err
+	}
 	o, err := parseObject(req.r, req.body)
 	if err != nil {
 		return nil, err
@@ -58,13 +62,28 @@ func emailBody(req *request) (string, error) {
 	return email, o.End()
 }
 
-// POST /v1/auth/start (spec 6.3).
+// POST /v1/auth/start (spec 6.3, 14.3): R3 and R4 come before the body;
+// the optional unblockCode is 8 ASCII digits.
 func (s *Server) authStart(req *request) (any, error) {
-	email, err := emailBody(req)
+	if err := s.accounts.Throttle(req.r.Context(), req.caller, customs.AuthStartIP); err != nil {
+		return nil, err
+	}
+	o, err := parseObject(req.r, req.body)
 	if err != nil {
 		return nil, err
 	}
-	ch, err := s.accounts.AuthStart(req.r.Context(), req.caller, email)
+	email, err := o.Email("email")
+	if err != nil {
+		return nil, err
+	}
+	unblockCode, _, err := o.OptionalString("unblockCode", validForgotCode)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.End(); err != nil {
+		return nil, err
+	}
+	ch, err := s.accounts.AuthStart(req.r.Context(), req.caller, email, unblockCode)
 	if err != nil {
 		return nil, err
 	}
@@ -76,8 +95,12 @@ func (s *Server) authStart(req *request) (any, error) {
 }
 
 // POST /v1/auth/finish (spec 6.3): the members after srpToken are read
-// only once the rules know the token (the spec's order of checks).
+// only once the rules know the token (the spec's order of checks); R3
+// comes before the body.
 func (s *Server) authFinish(req *request) (any, error) {
+	if err := s.accounts.Throttle(req.r.Context(), req.caller, customs.AuthFinishIP); err != nil {
+		return nil, err
+	}
 	o, err := parseObject(req.r, req.body)
 	if err != nil {
 		return nil, err

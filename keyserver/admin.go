@@ -46,7 +46,7 @@ func (s *Server) AdminHandler(token []byte) (http.Handler, error) {
 			return
 		}
 		routes.ServeHTTP(w, r)
-	}), false), nil
+	}), routes, false), nil
 }
 
 // adminTokenOK compares the bearer token with the wanted one in constant
@@ -79,6 +79,9 @@ func (s *Server) adminRoutes() http.Handler {
 	r.Handle(account+"/disable", s.open(s.adminSetDisabled(true))).Methods(post)
 	r.Handle(account+"/enable", s.open(s.adminSetDisabled(false))).Methods(post)
 	r.Handle("/admin/v1/audit", s.open(s.adminAudit)).Methods(get)
+	r.Handle("/admin/v1/blocks", s.open(s.adminBlocks)).Methods(get) // customs.go
+	r.Handle("/admin/v1/blocks/clear", s.open(s.adminClearBlocks)).Methods(post)
+	s.metricsRoute(r) // GET /metrics with Config.Metrics (metrics.go)
 	return r
 }
 

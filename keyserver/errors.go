@@ -82,6 +82,9 @@ func refusal(r *accounts.Error) *Error {
 	if r.HasTries {
 		e.Extra["tries"], e.Extra["ttl"] = r.Tries, r.TTL
 	}
+	if r.VerificationMethod != "" {
+		e.Extra["verificationMethod"] = r.VerificationMethod
+	}
 	switch {
 	case r.RetryAfter > 0:
 		e.Extra["retryAfter"] = int((r.RetryAfter + time.Second - 1) / time.Second)

@@ -1,6 +1,9 @@
 package keyserver
 
-import "github.com/keyserver/keyserver/accounts"
+import (
+	"github.com/keyserver/keyserver/accounts"
+	"github.com/keyserver/keyserver/customs"
+)
 
 // forgotAnswer is the response of send_code and resend_code.
 type forgotAnswer struct {
@@ -28,11 +31,11 @@ func validForgotCode(s string) bool {
 	return true
 }
 
-// POST /v1/password/forgot/send_code (spec 6.7): the per-IP limit (C19)
-// comes before the body is read.
+// POST /v1/password/forgot/send_code (spec 6.7): the per-ip limit (R9,
+// spec 14.2) comes before the body is read.
 func (s *Server) forgotSendCode(req *request) (any, error) {
 	ctx := req.r.Context()
-	if err := s.accounts.ThrottleForgotByIP(ctx, req.caller); err != nil {
+	if err := s.accounts.Throttle(ctx, req.caller, customs.ForgotSendIP); err != nil {
 		return nil, err
 	}
 	email, err := emailBody(req)

@@ -55,12 +55,15 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 // outer wraps every request, matched or not: request id, the headers every
-// response carries (spec 1.2, C1), CORS, panic recovery and the access log.
-func (s *Server) outer(next http.Handler) http.Handler { return s.wrap(next, true) }
+// response carries (spec 1.2, C1), CORS, panic recovery, the access log and
+// the request metrics.
+func (s *Server) outer(next http.Handler) http.Handler { return s.wrap(next, next, true) }
 
 // wrap is outer, with CORS (and preflight answers) only when cors is set:
-// the admin API has none (C18).
-func (s *Server) wrap(next http.Handler, cors bool) http.Handler {
+// the admin API has none (C18). routes is the router behind next, whose
+// route templates label the request metrics (next itself, or a router
+// behind a check such as the admin token's).
+func (s *Server) wrap(next, routes http.Handler, cors bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
 		info := &requestInfo{id: newRequestID(), clientIP: s.clientIP(r)}
@@ -69,7 +72,9 @@ func (s *Server) wrap(next http.Handler, cors bool) http.Handler {
 
 		h := sw.Header()
 		h.Set("Timestamp", strconv.FormatInt(start.Unix(), 10))
-		h.Set("Strict-Transport-Security", "max-age=10886400")
+		if s.hsts {
+			h.Set("Strict-Transport-Security", "max-age=10886400")
+		}
 		h.Set("X-Request-Id", info.id)
 		if cors {
 			s.cors(h, r)
@@ -87,6 +92,9 @@ func (s *Server) wrap(next http.Handler, cors bool) http.Handler {
 				info.err = e
 			}
 			s.logAccess(r, info, sw, start)
+			if s.metrics != nil {
+				s.metrics.observe(routes, r, sw.status, info.err, s.now().Sub(start))
+			}
 		}()
 
 		if cors && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {

@@ -1,5 +1,7 @@
 package keyserver
 
+import "github.com/keyserver/keyserver/customs"
+
 // maxAssertionLength bounds the assertion member (spec 8.1).
 const maxAssertionLength = 16384
 
@@ -16,8 +18,12 @@ func validAssertion(s string) bool {
 	return true
 }
 
-// POST /v1/account/recover (spec 8, D12).
+// POST /v1/account/recover (spec 8, D12); R10 per ip (spec 14.2) comes
+// before the body.
 func (s *Server) accountRecover(req *request) (any, error) {
+	if err := s.accounts.Throttle(req.r.Context(), req.caller, customs.RecoverIP); err != nil {
+		return nil, err
+	}
 	o, err := parseObject(req.r, req.body)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/keyserver/keyserver/client"
+	"github.com/keyserver/keyserver/customs"
 	"github.com/keyserver/keyserver/internal/testidp"
 	"github.com/keyserver/keyserver/keyserver"
 	"github.com/keyserver/keyserver/protocol"
@@ -19,9 +20,9 @@ import (
 const recoveryClient = "keyserver"
 
 // newRecoveryFixture is the API fixture trusting idp for recovery.
-func newRecoveryFixture(t *testing.T, idp *testidp.IdP) (*apiFixture, *mailbox) {
+func newRecoveryFixture(t *testing.T, idp *testidp.IdP, configure ...func(*keyserver.Config)) (*apiFixture, *mailbox) {
 	t.Helper()
-	return newMailFixture(t, func(c *keyserver.Config) {
+	return newMailFixture(t, append(configure, func(c *keyserver.Config) {
 		v, err := recovery.New(&recovery.Config{OIDC: []recovery.OIDCIssuer{{
 			Issuer: idp.Issuer, ClientIDs: []string{recoveryClient}, JWKSURL: idp.JWKSURL(),
 		}}}, recovery.Options{Audience: c.PublicURL, RootCAs: idp.CertPool()})
@@ -29,7 +30,16 @@ func newRecoveryFixture(t *testing.T, idp *testidp.IdP) (*apiFixture, *mailbox) 
 			t.Fatal(err)
 		}
 		c.Recovery = v
-	})
+	})...)
+}
+
+// moreRecoveries raises R10 per ip (10 an hour, spec 14.2) for tests that
+// try many assertions from one address.
+func moreRecoveries(c *keyserver.Config) {
+	c.Limits = customs.DefaultRules()
+	if err := customs.SetLimit(c.Limits, "R10a", 100, time.Hour); err != nil {
+		panic(err)
+	}
 }
 
 // snapshot is what must not change when a recovery fails.
@@ -69,7 +79,7 @@ func (s snapshot) same(o snapshot) bool {
 
 func TestRecoverByIDToken(t *testing.T) {
 	idp := testidp.New(t)
-	f, _ := newRecoveryFixture(t, idp)
+	f, _ := newRecoveryFixture(t, idp, moreRecoveries)
 	ctx := t.Context()
 	const email = "Alice@Example.org"
 	uid := f.account(t, email)

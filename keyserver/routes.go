@@ -22,6 +22,7 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/v1/account/create", heavy(s.open(s.accountCreate))).Methods(post)
 	r.Handle("/v1/auth/start", heavy(s.open(s.authStart))).Methods(post)
 	r.Handle("/v1/auth/finish", heavy(s.open(s.authFinish))).Methods(post)
+	r.Handle("/v1/account/login/send_unblock_code", s.open(s.sendUnblockCode)).Methods(post) // customs.go
 	r.Handle("/v1/session/create", s.hawkConsume(protocol.AuthToken, s.sessionCreate)).Methods(post)
 	r.Handle("/v1/session/destroy", s.hawkAuth(protocol.SessionToken, s.sessionDestroy)).Methods(post)
 	r.Handle("/v1/account/devices", s.hawkAuth(protocol.SessionToken, s.accountDevices)).Methods(get)
@@ -49,6 +50,8 @@ func (s *Server) routes() http.Handler {
 
 	r.Handle("/__heartbeat__", s.open(s.heartbeat)).Methods(get)
 	r.Handle("/__lbheartbeat__", s.open(s.lbheartbeat)).Methods(get)
+	r.Handle("/__version__", s.open(s.versionInfo)).Methods(get) // the build (metrics.go)
+
 	s.webRoutes(r) // GET /, /signup, /verify, /account, /forgot, /favicon.ico, /static/* (web.go)
 	return r
 }

@@ -17,12 +17,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/keyserver/keyserver/accounts"
 	"github.com/keyserver/keyserver/certs"
+	"github.com/keyserver/keyserver/customs"
 	"github.com/keyserver/keyserver/hawk"
 	"github.com/keyserver/keyserver/store"
 )
@@ -72,6 +76,31 @@ type Config struct {
 	HeavyQueue       int
 	HeavyWait        time.Duration
 
+	// Limits is the abuse-protection rule table (spec 14.2); nil means
+	// customs.DefaultRules(), the spec's defaults.
+	Limits []customs.Rule
+	// RateLimitExempt networks get no abuse-protection rule (none by
+	// default; the development switch exempts nothing).
+	RateLimitExempt []netip.Prefix
+	// OnRefusal, when set, is called with the rule name of every
+	// abuse-protection refusal (a metrics counter).
+	OnRefusal func(rule string)
+	// UnverifiedTTL: accounts still unverified this long after creation
+	// are deleted by Purge (default 7 days, spec 14.5).
+	UnverifiedTTL time.Duration
+
+	// HSTSOnlyHTTPS sends Strict-Transport-Security only when PublicURL is
+	// https (serve sets it). Unset, every response carries the header, as
+	// spec 1.2 lists it; a browser ignores it over http.
+	HSTSOnlyHTTPS bool
+	// Metrics, when set, receives the Prometheus collectors of the edge
+	// (metrics.go), and the admin API serves the registry at GET /metrics
+	// (MetricsHandler serves it alone); the public API never does.
+	Metrics *prometheus.Registry
+	// Version is the build that GET /__version__ describes and the
+	// keyserver_build_info metric carries.
+	Version VersionInfo
+
 	Logger *slog.Logger
 	// Now and Rand are injectable for tests; default time.Now and
 	// crypto/rand.
@@ -88,6 +117,8 @@ type Server struct {
 	hawkPort int
 	certs    certState
 	heavy    *limiter
+	hsts     bool
+	metrics  *metrics // nil without Config.Metrics
 }
 
 // New checks cfg, fills in defaults and returns a server over st.
@@ -131,12 +162,28 @@ func New(cfg Config, st store.Store) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var m *metrics
+	if cfg.Metrics != nil {
+		if m, err = newMetrics(cfg.Metrics, &cfg); err != nil {
+			return nil, err
+		}
+		if cfg.Mailer != nil {
+			cfg.Mailer = m.countMail(cfg.Mailer)
+		}
+		cfg.OnRefusal = m.countRefusals(cfg.OnRefusal)
+	}
+	cu, err := newCustoms(&cfg, st)
+	if err != nil {
+		return nil, err
+	}
 	rules := accounts.New(accounts.Config{
 		Dev: cfg.Dev, SRPTokenTTL: cfg.SRPTokenTTL, NonceTTL: cfg.HawkSkew, Mailer: cfg.Mailer,
 		VerificationURL: cfg.VerificationURL, Recovery: cfg.Recovery, Logger: cfg.Logger, Now: cfg.Now, Rand: cfg.Rand,
+		Customs: cu, UnverifiedTTL: cfg.UnverifiedTTL,
 	}, st)
 	return &Server{cfg: cfg, accounts: rules, log: cfg.Logger, hawkHost: host, hawkPort: port, certs: cs,
-		heavy: newLimiter(cfg.HeavyConcurrency, cfg.HeavyQueue, cfg.HeavyWait)}, nil
+		heavy: newLimiter(cfg.HeavyConcurrency, cfg.HeavyQueue, cfg.HeavyWait), metrics: m,
+		hsts: !cfg.HSTSOnlyHTTPS || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https:")}, nil
 }
 
 func (s *Server) now() time.Time { return s.cfg.Now() }
@@ -166,7 +213,12 @@ func (s *Server) lbheartbeat(req *request) (any, error) {
 	return emptyObject, nil
 }
 
-// notFound answers unknown paths and methods (404/999, spec 1.4).
+// notFound answers unknown paths and methods (404/999, spec 1.4); a
+// browser asking for a page gets the web client's HTML 404 (web.go).
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if wantsHTML(r) {
+		webNotFound(w, r)
+		return
+	}
 	writeError(w, r, errNotFound())
 }

@@ -263,6 +263,137 @@ type Queries interface {
 
 	AppendEvent(ctx context.Context, e *Event) error
 	Events(ctx context.Context, q EventQuery) ([]Event, error)
+
+	CustomsQueries
+}
+
+// CountKey is what an abuse-protection count is kept per (spec 14.1, package
+// customs): the fold of an account's email or of a mail address, a client
+// ip key (an IPv4 address or an IPv6 /64), an opaque subject, or several of
+// them; "" where the rule has none.
+type CountKey struct {
+	Fold string
+	IP   string
+}
+
+// Count is one counted event of an abuse-protection counter.
+type Count struct {
+	Counter string // the rule's counter, e.g. "R1"
+	Key     CountKey
+	At      time.Time
+	// ExpiresAt is when no rule needs the count any more; the purge
+	// deletes it then.
+	ExpiresAt time.Time
+}
+
+// CountProbe asks for the N-th most recent count of (Counter, Key) with At
+// after Since: the count that decides a rule "N in a window" (spec 14.2).
+type CountProbe struct {
+	Counter string
+	Key     CountKey
+	Since   time.Time // only counts with At > Since
+	N       int       // >= 1
+}
+
+// CountFilter selects counts: of the Counters (every counter when empty),
+// with that Fold and that IP when they are not "", and At > Since.
+type CountFilter struct {
+	Counters []string
+	Fold, IP string
+	Since    time.Time
+}
+
+// TokenOrigin is what abuse protection remembers of the request that
+// created a token (spec 14): the client ip key of the send_code that made a
+// forgotPasswordToken (6.7), of the verify_code or recover that made an
+// accountResetToken (made known at reset, 14.2), and for a srpToken whether
+// it was issued after an accepted unblock code (14.3). It is deleted with
+// its token.
+type TokenOrigin struct {
+	TokenID   []byte
+	IP        string
+	Unblocked bool
+	// ExpiresAt is the token's (read back by TokenOrigins).
+	ExpiresAt time.Time
+}
+
+// UnblockCode is an emailed code that lifts R2 for one sign-in (spec 14.3).
+type UnblockCode struct {
+	ID        []byte // 16 random bytes
+	UID       []byte
+	Code      string // 8 digits
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// CustomsQueries are the data operations of abuse protection (spec 14,
+// package customs) and of the lifetimes of spec 14.5. Counts, marks, known
+// ips and unblock codes are sign-in state: their transactions are
+// ephemeral.
+type CustomsQueries interface {
+	// NthCounts returns, for each probe, the At of its N-th most recent
+	// count, or the zero time when fewer counts match.
+	NthCounts(ctx context.Context, probes []CountProbe) ([]time.Time, error)
+	// AddCounts records counts.
+	AddCounts(ctx context.Context, counts ...Count) error
+	// Counts returns the counts f selects, ordered by Counter, Fold, IP,
+	// then At (newest first).
+	Counts(ctx context.Context, f CountFilter) ([]Count, error)
+	// DeleteCounts deletes the counts f selects (Since ignored) and
+	// returns how many.
+	DeleteCounts(ctx context.Context, f CountFilter) (int64, error)
+	// LockCounts, in a transaction, makes the transactions that lock one
+	// of the same keys run one after another, from any server instance,
+	// until each ends, so that a count checked and then written in one
+	// transaction is exact. Outside a transaction it does nothing.
+	LockCounts(ctx context.Context, keys ...CountKey) error
+	// MarkBlocked records that rule refused key until until, unless an
+	// earlier mark of that rule and key lasts beyond now; it reports
+	// whether it wrote (the refusal is then the first of its window and
+	// is audited, spec 10.4).
+	MarkBlocked(ctx context.Context, rule string, key CountKey, now, until time.Time) (bool, error)
+	// DeleteBlocks deletes the marks of the rules f.Counters names (every
+	// rule when empty) for f.Fold and f.IP (when not "").
+	DeleteBlocks(ctx context.Context, f CountFilter) error
+
+	// KnownIP reports whether ip is known for account uid (spec 14.3)
+	// at now.
+	KnownIP(ctx context.Context, uid []byte, ip string, now time.Time) (bool, error)
+	// AddKnownIP makes ip known for account uid until expires, or
+	// extends it to expires when it would end before renewBefore (so that
+	// frequent sign-ins write rarely). ErrNotFound when the account does
+	// not exist.
+	AddKnownIP(ctx context.Context, uid []byte, ip string, expires, renewBefore time.Time) error
+
+	// SetTokenOrigin records o for token o.TokenID (o.ExpiresAt is
+	// ignored); ErrNotFound when the token does not exist.
+	SetTokenOrigin(ctx context.Context, o *TokenOrigin) error
+	// TokenOrigin returns the origin of token id; ErrNotFound when none
+	// was recorded (or the token is gone).
+	TokenOrigin(ctx context.Context, id []byte) (*TokenOrigin, error)
+	// TokenOrigins lists every token of type typ of account uid, with
+	// its origin (IP "" when none was recorded) and its ExpiresAt,
+	// oldest first.
+	TokenOrigins(ctx context.Context, uid []byte, typ protocol.TokenType) ([]TokenOrigin, error)
+	// SetTokensExpiry gives the account's tokens of type typ that have
+	// no lifetime the expiry expires.
+	SetTokensExpiry(ctx context.Context, uid []byte, typ protocol.TokenType, expires time.Time) error
+
+	CreateUnblockCode(ctx context.Context, c *UnblockCode) error
+	// UnblockCodes returns the account's codes that expire after now,
+	// oldest first.
+	UnblockCodes(ctx context.Context, uid []byte, now time.Time) ([]UnblockCode, error)
+	// DeleteUnblockCode deletes one code; ErrNotFound when absent (of
+	// concurrent consumers exactly one succeeds).
+	DeleteUnblockCode(ctx context.Context, id []byte) error
+
+	// UnverifiedAccounts returns the uids of at most limit accounts that
+	// are unverified, not disabled and created before createdBefore.
+	UnverifiedAccounts(ctx context.Context, createdBefore time.Time, limit int) ([][]byte, error)
+	// DeleteUnverifiedAccount deletes account uid as DeleteAccount does,
+	// but only while it is unverified, not disabled and created before
+	// createdBefore; ErrNotFound otherwise.
+	DeleteUnverifiedAccount(ctx context.Context, uid []byte, createdBefore time.Time) error
 }
 
 // Store is a storage backend.
@@ -280,9 +411,10 @@ type Store interface {
 	// concurrent counts of one name, from any server instance, run one
 	// after another.
 	Throttle(ctx context.Context, name string, now time.Time, window time.Duration, limit int) (retryAfter time.Duration, err error)
-	// Purge deletes expired nonces, assertion hashes, throttle counts and
-	// tokens whose lifetime ended before now, and audit events older than
-	// eventsBefore. It returns the number of rows deleted.
+	// Purge deletes expired nonces, assertion hashes, throttle counts,
+	// abuse-protection counts, block marks, known ips and unblock codes,
+	// and tokens whose lifetime ended before now, and audit events older
+	// than eventsBefore. It returns the number of rows deleted.
 	Purge(ctx context.Context, now, eventsBefore time.Time) (int64, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

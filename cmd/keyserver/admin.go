@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -25,6 +26,8 @@ type adminOptions struct {
 	json      bool
 	audit     client.AuditQuery
 	since     string
+	// blocks list and clear
+	blockUID, blockIP, blockRule string
 }
 
 func (o *adminOptions) register(fs *flag.FlagSet) {
@@ -79,6 +82,8 @@ func adminCommands() *commandTable {
 		{"account revoke-sessions", []string{"UID"}, "delete every token and device of the account", nil,
 			adminAccountAction((*client.Admin).RevokeSessions, "revoked every session and device of account %s")},
 		{"audit", nil, "list audit events, oldest first", adminAuditFlags, adminAudit},
+		{"blocks list", nil, "list the abuse-protection counts that refuse requests now", adminBlocksFlags(false), adminBlocksList},
+		{"blocks clear", nil, "clear abuse-protection counts of an account and/or an ip", adminBlocksFlags(true), adminBlocksClear},
 	} {
 		t.commands = append(t.commands, command{name: c.name, args: strings.Join(c.args, " "), summary: c.summary, run: c.exec})
 	}
@@ -284,6 +289,71 @@ func adminAudit(ctx context.Context, a *client.Admin, o *adminOptions, _ []strin
 		}
 		fmt.Fprintf(out.stderr, "more events: %s\n", hint)
 	}
+	return nil
+}
+
+// adminBlocksFlags are the filters of blocks list and clear.
+func adminBlocksFlags(clear bool) func(fs *flag.FlagSet, o *adminOptions) {
+	return func(fs *flag.FlagSet, o *adminOptions) {
+		fs.StringVar(&o.blockUID, "uid", "", "the account (hex uid)")
+		fs.StringVar(&o.blockIP, "ip", "", "the client ip (an IPv6 address stands for its /64)")
+		if clear {
+			fs.StringVar(&o.blockRule, "rule", "", "only this rule (R1 ... R11; R8 means R8a and R8b; default every rule)")
+		}
+	}
+}
+
+func adminBlocksList(ctx context.Context, a *client.Admin, o *adminOptions, _ []string, out adminOut) error {
+	bs, err := a.Blocks(ctx, o.blockUID, o.blockIP)
+	if err != nil {
+		return err
+	}
+	if out.json {
+		if bs == nil {
+			bs = []client.Block{}
+		}
+		return printJSON(out.stdout, map[string][]client.Block{"blocks": bs})
+	}
+	rows := [][]string{{"RULE", "UID", "IP", "EMAIL", "COUNT", "UNTIL"}}
+	for _, b := range bs {
+		email := "-"
+		if raw, err := hex.DecodeString(b.Key.Fold); err == nil && len(raw) > 0 {
+			email = string(raw)
+		}
+		rows = append(rows, []string{b.Rule, dash(b.Key.UID), dash(b.Key.IP), email, strconv.Itoa(b.Count), msTime(b.UntilTime)})
+	}
+	return table(out.stdout, rows)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func adminBlocksClear(ctx context.Context, a *client.Admin, o *adminOptions, _ []string, out adminOut) error {
+	if o.blockUID == "" && o.blockIP == "" {
+		return fmt.Errorf("%w: blocks clear needs --uid or --ip", errUsage)
+	}
+	if err := a.ClearBlocks(ctx, o.blockRule, o.blockUID, o.blockIP); err != nil {
+		return err
+	}
+	if out.json {
+		return printJSON(out.stdout, struct{}{})
+	}
+	rule := o.blockRule
+	if rule == "" {
+		rule = "every rule"
+	}
+	var of []string
+	if o.blockUID != "" {
+		of = append(of, "account "+o.blockUID)
+	}
+	if o.blockIP != "" {
+		of = append(of, "ip "+o.blockIP)
+	}
+	fmt.Fprintf(out.stdout, "cleared %s for %s\n", rule, strings.Join(of, " and "))
 	return nil
 }
 

@@ -29,6 +29,7 @@ type clientFlags struct {
 	newPasswordFile string
 	assertionFile   string
 	preVerified     bool
+	unblockCode     string
 }
 
 type clientRunFunc func(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error
@@ -86,6 +87,10 @@ func runClientCommand(name string, run clientRunFunc, args []string, stdout, std
 	default:
 		fs.StringVar(&f.passwordFile, "password-file", "", "read the password from the first line of this file (default: ask on the terminal)")
 	}
+	switch name {
+	case "login", "keys":
+		fs.StringVar(&f.unblockCode, "unblock-code", "", "the code of an unblock mail, for a sign-in the server blocks (400/125; default: have one mailed and ask for it on the terminal)")
+	}
 	if name == "recover" {
 		fs.StringVar(&f.assertionFile, "assertion-file", "", "file holding the email assertion: an OpenID Connect ID token or a BrowserID backed assertion (required)")
 	}
@@ -123,7 +128,7 @@ func clientLogin(ctx context.Context, c *client.Client, f *clientFlags, stdout i
 	if err != nil {
 		return err
 	}
-	return showKeys(ctx, c, f.email, pw, true, stdout)
+	return signInShowKeys(ctx, c, f, pw, true, stdout)
 }
 
 func clientKeys(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
@@ -131,7 +136,7 @@ func clientKeys(ctx context.Context, c *client.Client, f *clientFlags, stdout io
 	if err != nil {
 		return err
 	}
-	return showKeys(ctx, c, f.email, pw, false, stdout)
+	return signInShowKeys(ctx, c, f, pw, false, stdout)
 }
 
 func clientChangePassword(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
@@ -165,7 +170,13 @@ func clientDestroy(ctx context.Context, c *client.Client, f *clientFlags, stdout
 // verification status, and the keys only for a verified account), then ends
 // the session: the CLI keeps no state that could use it later.
 func showKeys(ctx context.Context, c *client.Client, email, pw string, loginOnly bool, stdout io.Writer) error {
-	s, err := c.Login(ctx, email, pw)
+	return signInShowKeys(ctx, c, &clientFlags{email: email}, pw, loginOnly, stdout)
+}
+
+// signInShowKeys is showKeys with the sign-in options of f (an unblock
+// code).
+func signInShowKeys(ctx context.Context, c *client.Client, f *clientFlags, pw string, loginOnly bool, stdout io.Writer) error {
+	s, err := login(ctx, c, f, pw)
 	if err != nil {
 		return err
 	}
@@ -187,6 +198,28 @@ func showKeys(ctx context.Context, c *client.Client, email, pw string, loginOnly
 		fmt.Fprintf(stdout, "kA: %x\nkB: %x\n", keys.KA, keys.KB)
 	}
 	return nil
+}
+
+// login signs in. When the server blocks the sign-in from this address
+// (400/125, spec 14.3) it has an unblock code mailed and asks for it
+// (promptCode, as the forgot command does; or uses --unblock-code), then
+// signs in again with it; a 429 says how long to wait.
+func login(ctx context.Context, c *client.Client, f *clientFlags, pw string) (*client.Session, error) {
+	opts := client.SignInOptions{UnblockCode: f.unblockCode}
+	s, err := c.LoginWith(ctx, f.email, pw, opts)
+	if !client.IsBlocked(err) || f.unblockCode != "" {
+		return s, err
+	}
+	if err := c.SendUnblockCode(ctx, f.email); err != nil {
+		return nil, fmt.Errorf("sign-in is blocked from this address and no unblock code could be sent: %w", err)
+	}
+	code, err := promptCode("Sign-in from this address is blocked after many wrong passwords.\n" +
+		"An unblock code was sent to " + f.email + ". Code: ")
+	if err != nil {
+		return nil, err
+	}
+	opts.UnblockCode = strings.TrimSpace(code)
+	return c.LoginWith(ctx, f.email, pw, opts)
 }
 
 // readPassword returns the first line of file, or asks on the terminal when

@@ -2,11 +2,10 @@
 //
 //	keyserver serve     run the server
 //	keyserver migrate   apply pending database migrations
+//	keyserver backup    copy or check an SQLite database
 //	keyserver version   print the version
 //	keyserver keys      generate a certificate signing key
 //	keyserver certs     verify a certificate or backed assertion
-//	keyserver kek       generate a key-encryption key for secrets at rest
-//	keyserver bench     load-test a server with complete sign-ins
 //	keyserver client    talk to a key server as a client
 //	keyserver admin     administer accounts through the admin API
 //
@@ -16,18 +15,27 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
+
+	"github.com/keyserver/keyserver/keyserver"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit may be set at build time, with
+// -ldflags "-X main.version=v1.2.3 -X main.commit=<revision>"; otherwise
+// they come from the module's build info (see buildVersion).
+var (
+	version = "dev"
+	commit  string
+)
 
 // errUsage marks command-line mistakes (exit status 2).
 var errUsage = errors.New("usage")
@@ -145,13 +153,14 @@ func commands() *commandTable {
 		commands: []command{
 			{"serve", "", "run the key server", runServe},
 			{"migrate", "", "apply pending database migrations", runMigrate},
+			{"backup", "", "copy a running server's SQLite database consistently, or check a copy (backup --out FILE, backup --verify FILE)", runBackup},
 			{"version", "", "print the version", runVersion},
-			{"bench", "", "load-test a server with complete sign-ins and report rate, latency and CPU per sign-in", runBench},
-			{"kek", "", "generate a key-encryption key for secrets at rest (kek generate --out FILE)", runKEK},
 			{"keys", "", "generate a certificate signing key (keys generate --alg rs256|eddsa --out FILE)", runKeys},
+			{"kek", "", "generate a key-encryption key for secrets at rest (kek generate --out FILE)", runKEK},
 			{"certs", "", "verify a certificate or backed assertion against published keys (certs verify)", runCerts},
 			{"client", "", "talk to a key server as a client (create, login, keys, change-password, forgot, recover, destroy)", runClient},
 			{"admin", "", "administer accounts through the admin API (devices, account, audit)", runAdmin},
+			{"bench", "", "load-test a server with complete sign-ins and report rate, latency and CPU per sign-in", runBench},
 		},
 	}
 }
@@ -226,20 +235,90 @@ func envName(flagName string) string {
 func runVersion(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print the JSON of GET /__version__ (version, commit, source)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "keyserver %s\n", versionString())
+	v := buildVersion()
+	if *asJSON {
+		out, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", out)
+		return nil
+	}
+	fmt.Fprintf(stdout, "keyserver %s\n", versionString(v))
 	return nil
 }
 
-func versionString() string {
-	v := version
-	if info, ok := debug.ReadBuildInfo(); ok {
-		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			v = info.Main.Version
+// versionString is the version line of `keyserver version` and the log:
+// "v1.2.3 (commit 0123abcd…, go1.26.0)".
+func versionString(v keyserver.VersionInfo) string {
+	details := runtime.Version()
+	if v.Commit != "" {
+		details = "commit " + v.Commit + ", " + details
+	}
+	return v.Version + " (" + details + ")"
+}
+
+// defaultSource is the source of a binary without build info.
+const defaultSource = "https://github.com/keyserver/keyserver"
+
+// buildVersion is the build of the running binary: the -ldflags values
+// when set, else the module's build info (a `go install …@vX` build knows
+// its version, a pseudo-version also its revision, a build in a VCS
+// checkout its vcs.revision), else "dev".
+func buildVersion() keyserver.VersionInfo {
+	info, _ := debug.ReadBuildInfo()
+	return versionFrom(info, version, commit)
+}
+
+func versionFrom(info *debug.BuildInfo, ldVersion, ldCommit string) keyserver.VersionInfo {
+	v := keyserver.VersionInfo{Version: ldVersion, Commit: ldCommit, Source: defaultSource}
+	if info == nil {
+		return v
+	}
+	if info.Main.Path != "" {
+		v.Source = "https://" + info.Main.Path
+	}
+	if v.Version == "dev" || v.Version == "" {
+		v.Version = "dev"
+		if mv := info.Main.Version; mv != "" && mv != "(devel)" {
+			v.Version = mv
 		}
-		v += " " + info.GoVersion
+	}
+	if v.Commit == "" {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				v.Commit = s.Value
+			}
+		}
+	}
+	if v.Commit == "" {
+		v.Commit = pseudoVersionRevision(v.Version)
 	}
 	return v
+}
+
+// pseudoVersionRevision is the revision a pseudo-version ends with
+// (v0.0.0-20260102150405-0123456789ab, v1.2.4-0.20260102150405-0123456789ab),
+// "" for any other version.
+func pseudoVersionRevision(v string) string {
+	v, _, _ = strings.Cut(v, "+") // +incompatible, +dirty
+	i := strings.LastIndexByte(v, '-')
+	if i < 0 || len(v)-i-1 != 12 {
+		return ""
+	}
+	rev := v[i+1:]
+	stamp := v[:i]
+	if j := strings.LastIndexAny(stamp, "-."); j < 0 || len(stamp)-j-1 != 14 {
+		return ""
+	}
+	for _, c := range rev {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return ""
+		}
+	}
+	return rev
 }

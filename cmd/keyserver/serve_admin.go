@@ -14,28 +14,36 @@ import (
 	"github.com/keyserver/keyserver/keyserver"
 )
 
-// adminFlags are the serve flags of the admin API (spec 10.1): off unless
-// --admin-listen is given.
+// adminFlags are the serve flags of the admin API (spec 10.1), off unless
+// --admin-listen is given, and of the metrics listener, off unless
+// --metrics-listen is given.
 type adminFlags struct {
-	listen    string
-	tokenFile string
+	listen        string
+	tokenFile     string
+	metricsListen string
 }
 
 func (f *adminFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.listen, "admin-listen", "", "address of the admin API, e.g. 127.0.0.1:9001 (port 0 picks a free one); the admin API is off when empty. Never expose it publicly")
+	fs.StringVar(&f.listen, "admin-listen", "", "address of the admin API, e.g. 127.0.0.1:9001 (port 0 picks a free one); the admin API is off when empty. It also serves GET /metrics (Prometheus), behind the admin token. Never expose it publicly")
 	fs.StringVar(&f.tokenFile, "admin-token-file", "", "file holding the admin API's bearer token (at least 32 characters; surrounding whitespace is ignored); required with --admin-listen")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "address serving GET /metrics (Prometheus) alone, without a token, e.g. 127.0.0.1:9090; off when empty. Never expose it publicly")
 }
 
-// adminAPI is the running admin listener; a nil *adminAPI is "off" and its
-// methods do nothing.
-type adminAPI struct {
-	ln  net.Listener
-	srv *http.Server
+// metricsOn reports whether any listener serves the metrics.
+func (f *adminFlags) metricsOn() bool { return f.listen != "" || f.metricsListen != "" }
+
+// sideListener is a running listener besides the public one (the admin
+// API, the metrics); a nil *sideListener is "off" and its methods do
+// nothing.
+type sideListener struct {
+	what string // "admin API", "metrics"
+	ln   net.Listener
+	srv  *http.Server
 }
 
 // open reads the token and listens, or returns nil when the admin API is
 // off.
-func (f *adminFlags) open(srv *keyserver.Server, logger *slog.Logger) (*adminAPI, error) {
+func (f *adminFlags) open(srv *keyserver.Server, certs *certReloader, logger *slog.Logger) (*sideListener, error) {
 	if f.listen == "" {
 		if f.tokenFile != "" {
 			logger.Warn("--admin-token-file is set but --admin-listen is not: the admin API is off")
@@ -53,34 +61,68 @@ func (f *adminFlags) open(srv *keyserver.Server, logger *slog.Logger) (*adminAPI
 	if err != nil {
 		return nil, fmt.Errorf("--admin-token-file %s: %w", f.tokenFile, err)
 	}
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return nil, fmt.Errorf("admin API: %w", err)
-	}
-	return &adminAPI{ln: ln, srv: newHTTPServer(h, logger)}, nil
+	return listenSide("admin API", f.listen, h, certs, logger)
 }
 
-// announce prints the admin API's bound address on the second stdout line
-// (after the public one) and logs it.
-func (a *adminAPI) announce(stdout io.Writer, logger *slog.Logger) {
+// openMetrics listens for the metrics, or returns nil when
+// --metrics-listen is not set.
+func (f *adminFlags) openMetrics(srv *keyserver.Server, certs *certReloader, logger *slog.Logger) (*sideListener, error) {
+	if f.metricsListen == "" {
+		return nil, nil
+	}
+	return listenSide("metrics", f.metricsListen, srv.MetricsHandler(), certs, logger)
+}
+
+func listenSide(what, addr string, h http.Handler, certs *certReloader, logger *slog.Logger) (*sideListener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	s := newHTTPServer(h, logger)
+	s.TLSConfig = certs.config()
+	return &sideListener{what: what, ln: ln, srv: s}, nil
+}
+
+// announce prints the bound address on the next stdout line (the public
+// address comes first, then the admin API's, then the metrics') and logs
+// it.
+func (a *sideListener) announce(stdout io.Writer, logger *slog.Logger) {
 	if a == nil {
 		return
 	}
 	addr := a.ln.Addr().String()
 	fmt.Fprintln(stdout, addr)
-	logger.Info("admin API serving", "addr", addr)
+	logger.Info(a.what+" serving", "addr", addr, "tls", a.srv.TLSConfig != nil)
 }
 
 // serve serves until shutdown, then sends the result to errc.
-func (a *adminAPI) serve(errc chan<- error) {
+func (a *sideListener) serve(errc chan<- error) {
 	if a != nil {
-		go func() { errc <- a.srv.Serve(a.ln) }()
+		go func() { errc <- serveHTTP(a.srv, a.ln) }()
 	}
 }
 
-func (a *adminAPI) shutdown(ctx context.Context) error {
+// close stops listening (a listener opened but never served).
+func (a *sideListener) close() {
+	if a != nil {
+		a.ln.Close()
+	}
+}
+
+func (a *sideListener) shutdown(ctx context.Context) error {
 	if a == nil {
 		return nil
 	}
-	return a.srv.Shutdown(ctx)
+	if err := a.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("%s shutdown: %w", a.what, err)
+	}
+	return nil
+}
+
+// serveHTTP serves s on ln, with TLS when s.TLSConfig is set.
+func serveHTTP(s *http.Server, ln net.Listener) error {
+	if s.TLSConfig != nil {
+		return s.ServeTLS(ln, "", "") // the certificate comes from TLSConfig.GetCertificate
+	}
+	return s.Serve(ln)
 }

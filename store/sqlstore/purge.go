@@ -16,6 +16,10 @@ func (s *Store) Purge(ctx context.Context, now, eventsBefore time.Time) (int64, 
 		{"DELETE FROM tokens WHERE expires_at < ?", now},
 		{"DELETE FROM throttle_hits WHERE expires_at < ?", now},
 		{"DELETE FROM throttle_keys WHERE expires_at < ?", now},
+		{"DELETE FROM customs_counts WHERE expires_at < ?", now},
+		{"DELETE FROM customs_blocks WHERE until < ?", now},
+		{"DELETE FROM known_ips WHERE expires_at < ?", now},
+		{"DELETE FROM unblock_codes WHERE expires_at < ?", now},
 		{"DELETE FROM audit_events WHERE time < ?", eventsBefore},
 	}
 	var total int64
