@@ -363,7 +363,7 @@ func TestBrowserAccountFlow(t *testing.T) {
 
 	// The laptop sees two devices, itself marked, and its activity.
 	b.do(laptop, "reload", chromedp.Reload())
-	text = b.waitAccount(laptop, "laptop: account page")
+	b.waitAccount(laptop, "laptop: account page")
 	devices := b.devices(laptop)
 	if len(devices) != 2 || !devices[0].Current || devices[0].Name != thisBrowser || devices[1].Current || devices[1].Name != "Phone" || devices[1].ID != ps.DeviceID {
 		t.Fatalf("laptop's device list: %+v (phone device %s)", devices, ps.DeviceID)

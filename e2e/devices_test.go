@@ -289,7 +289,7 @@ func TestAdminAuthzE2E(t *testing.T) {
 		"missing file":   {[]string{"--admin-listen", "127.0.0.1:0", "--admin-token-file", filepath.Join(t.TempDir(), "none")}, 1, "admin token file"},
 		"address in use": {[]string{"--admin-listen", busy.Addr().String(), "--admin-token-file", adminTokenFile(t, e2eAdminToken)}, 1, "admin API"},
 	} {
-		_, errOut, code := runKeyserver(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--db", db, "--signing-key", signingKey}, c.args...)...)
+		_, errOut, code := runKeyserver(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--db", db, "--signing-key", signingKey, "--kek-file", kekFile}, c.args...)...)
 		if code != c.code || !strings.Contains(errOut, c.msg) {
 			t.Fatalf("%s: exit %d, %q", name, code, errOut)
 		}

@@ -100,7 +100,7 @@ func TestGracefulShutdown(t *testing.T) {
 // schema, `keyserver migrate` applies them, then serve starts.
 func TestPostgresMigrateExplicit(t *testing.T) {
 	db := postgresDB(t)
-	_, errOut, code := runKeyserver(t, "serve", "--listen", "127.0.0.1:0", "--db", db, "--signing-key", signingKey)
+	_, errOut, code := runKeyserver(t, "serve", "--listen", "127.0.0.1:0", "--db", db, "--signing-key", signingKey, "--kek-file", kekFile)
 	if code == 0 || !strings.Contains(errOut, "migrate") {
 		t.Fatalf("serve on an unmigrated schema: exit %d, %q", code, errOut)
 	}

@@ -23,7 +23,7 @@ import (
 
 // binary is the keyserver built once for the whole package; signingKey is
 // an RS256 key file made with it, which startServer passes to every server.
-var binary, signingKey string
+var binary, signingKey, kekFile string
 
 // buildArgs builds the server with the race detector when cgo, which it
 // needs, is available (go env CGO_ENABLED), and without it otherwise.
@@ -51,6 +51,11 @@ func TestMain(m *testing.M) {
 	signingKey = filepath.Join(dir, "signing.pem")
 	if out, err := exec.Command(binary, "keys", "generate", "--out", signingKey).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "generating the signing key: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	kekFile = filepath.Join(dir, "kek")
+	if out, err := exec.Command(binary, "kek", "generate", "--out", kekFile).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "generating the key-encryption key: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -91,7 +96,7 @@ func (b *syncBuffer) String() string {
 // clean exit) when the test ends.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "text", "--signing-key", signingKey}, args...)...)
+	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "text", "--signing-key", signingKey, "--kek-file", kekFile}, args...)...)
 	cmd.Env = cleanEnv()
 	logs := &syncBuffer{}
 	cmd.Stderr = logs

@@ -387,7 +387,7 @@ func TestMailAndRecoveryConfig(t *testing.T) {
 		{[]string{"--smtp-host", "127.0.0.1", "--mail-from", "not an address"}, 2, "sender address"},
 	}
 	for _, tc := range cases {
-		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--db", sqliteDB(t), "--signing-key", signingKey}, tc.args...)
+		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--db", sqliteDB(t), "--signing-key", signingKey, "--kek-file", kekFile}, tc.args...)
 		out, errOut, code := runKeyserver(t, args...)
 		if code != tc.code || !strings.Contains(errOut, tc.msg) || out != "" {
 			t.Errorf("serve %v: exit %d, stderr %q; want %d and %q", tc.args, code, errOut, tc.code, tc.msg)

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,7 +17,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/sealing"
+	"github.com/keyserver/keyserver/store"
+	"github.com/keyserver/keyserver/store/sqlstore"
 )
 
 func kekDiscardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -270,5 +275,320 @@ func TestKEKRetired(t *testing.T) {
 	// The same key as current and retired is refused.
 	if _, err := loadKEKRing(f1, []string{f1}, kekDiscardLogger()); err == nil || !strings.Contains(err.Error(), id1) {
 		t.Errorf("the same file twice: %v", err)
+	}
+}
+
+// genKEK runs 'kek generate' into dir and returns the file and key id.
+func genKEK(t *testing.T, dir, name string) (file, id string) {
+	t.Helper()
+	file = filepath.Join(dir, name)
+	var out bytes.Buffer
+	if code := run([]string{"kek", "generate", "--out", file}, &out, io.Discard); code != 0 {
+		t.Fatal(code)
+	}
+	return file, strings.Fields(out.String())[3]
+}
+
+func kekRnd(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// kekAccounts creates n accounts with a session token each on the SQLite
+// database db, sealed under ring.
+func kekAccounts(t *testing.T, db string, ring *sealing.Ring, n int) []*store.Account {
+	t.Helper()
+	st, err := sqlstore.Open(t.Context(), db, sqlstore.Options{Migrate: true, KEK: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var as []*store.Account
+	for range n {
+		email := fmt.Sprintf("%x@example.org", kekRnd(8))
+		a := &store.Account{UID: kekRnd(16), Email: email, NormalizedEmail: email,
+			SRPType: "SRP-6a/SHA256/2048/v1", SRPVerifier: kekRnd(256), SRPSalt: kekRnd(32), KA: kekRnd(32), WrapKb: kekRnd(32), EmailCode: kekRnd(16),
+			Stretching: store.Stretching{Salt: kekRnd(32)}}
+		if err := st.CreateAccount(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+		tok := &store.Token{ID: kekRnd(32), Type: protocol.SessionToken, UID: a.UID, AuthKey: kekRnd(32), BundleKey: kekRnd(32)}
+		if err := st.CreateToken(t.Context(), tok); err != nil {
+			t.Fatal(err)
+		}
+		as = append(as, a)
+	}
+	return as
+}
+
+// readAll checks that a store under ring opens every account.
+func readAll(t *testing.T, db string, ring *sealing.Ring, as []*store.Account) error {
+	t.Helper()
+	st, err := sqlstore.Open(t.Context(), db, sqlstore.Options{KEK: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, a := range as {
+		got, err := st.AccountByUID(t.Context(), a.UID)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got.KA, a.KA) || !bytes.Equal(got.SRPVerifier, a.SRPVerifier) {
+			t.Fatalf("account %x read back differently", a.UID)
+		}
+	}
+	return nil
+}
+
+// kek rotate moves every row to the new key, reporting progress; kek
+// status shows it; the new key alone then opens everything.
+func TestKEKRotate(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "ks.db")
+	oldFile, oldID := genKEK(t, dir, "old")
+	newFile, newID := genKEK(t, dir, "new")
+	oldRing, err := loadKEKRing(oldFile, nil, kekDiscardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := kekAccounts(t, db, oldRing, 7)
+
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"kek", "status", "--db", db, "--kek-file", newFile, "--kek-retired", oldFile}, &stdout, &stderr); code != 0 {
+		t.Fatalf("status: exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"accounts " + oldID + " 7 (retired: kek rotate)", "tokens   " + oldID + " 7 (retired: kek rotate)"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("status:\n%s\nwant %q", stdout.String(), want)
+		}
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"kek", "rotate", "--db", db, "--kek-file", newFile, "--kek-retired", oldFile, "--batch", "3", "--pause", "1ms", "--progress", "0"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("rotate: exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"accounts: 3 of 7 rows re-sealed", "accounts: 6 of 7 rows re-sealed", "accounts: done: 7 rows re-sealed under key " + newID + ", 0 do not open, 0 left",
+		"tokens: done: 7 rows re-sealed", "every row is sealed under key " + newID, "no row needs the retired key " + oldID + " any more",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rotate output:\n%s\nwant %q", out, want)
+		}
+	}
+	stdout.Reset()
+	if code := run([]string{"kek", "status", "--db", db, "--kek-file", newFile}, &stdout, &stderr); code != 0 {
+		t.Fatal(code)
+	}
+	if want := "accounts " + newID + " 7 (current)\ntokens   " + newID + " 7 (current)\n"; stdout.String() != want {
+		t.Errorf("status after the rotation:\n%s\nwant\n%s", stdout.String(), want)
+	}
+	newRing, err := loadKEKRing(newFile, nil, kekDiscardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := readAll(t, db, newRing, as); err != nil {
+		t.Errorf("new key alone: %v", err)
+	}
+	if err := readAll(t, db, oldRing, as); !errors.Is(err, sealing.ErrUnknownKey) {
+		t.Errorf("old key alone after the rotation: %v; want ErrUnknownKey", err)
+	}
+
+	// Again: nothing to do.
+	stdout.Reset()
+	if code := run([]string{"kek", "rotate", "--db", db, "--kek-file", newFile}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "accounts: done: 0 rows re-sealed") {
+		t.Errorf("rotate again: exit %d\n%s", code, stdout.String())
+	}
+
+	// A key that is not the one of the rows: nothing opens, nothing is
+	// changed, the rows are named.
+	otherFile, otherID := genKEK(t, dir, "other")
+	stdout.Reset()
+	stderr.Reset()
+	code := run([]string{"kek", "rotate", "--db", db, "--kek-file", otherFile}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "14 rows do not open") || !strings.Contains(stderr.String(), "accounts.ka of uid") ||
+		!strings.Contains(stdout.String(), "7 do not open, 7 left") {
+		t.Errorf("rotate with the wrong key: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	if code := run([]string{"kek", "status", "--db", db, "--kek-file", otherFile}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), newID+" 7 (NOT IN THE RING: unreadable)") || strings.Contains(stdout.String(), otherID) {
+		t.Errorf("status with the wrong key:\n%s", stdout.String())
+	}
+	if err := readAll(t, db, newRing, as); err != nil {
+		t.Errorf("after the failed rotation: %v", err)
+	}
+}
+
+// kek seal-existing seals rows in clear from before sealing.
+func TestKEKSealExisting(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ks.db")
+	db := "sqlite:" + path
+	file, id := genKEK(t, dir, "kek")
+	ring, err := loadKEKRing(file, nil, kekDiscardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := kekAccounts(t, db, ring, 3)
+	// Made clear, as a keyserver before sealing wrote them.
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, a := range as {
+		if _, err := raw.Exec("UPDATE accounts SET ka = ?, wrap_kb = ?, srp_verifier = ?, email_code = ?, kek_id = NULL WHERE uid = ?",
+			a.KA, a.WrapKb, a.SRPVerifier, a.EmailCode, a.UID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"kek", "status", "--db", db}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "accounts clear    3 (from before sealing: kek seal-existing)") {
+		t.Errorf("status: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	if code := run([]string{"kek", "seal-existing", "--db", db, "--kek-file", file}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "accounts: done: 3 rows re-sealed under key "+id) ||
+		!strings.Contains(stdout.String(), "every row is sealed under key "+id) {
+		t.Errorf("seal-existing: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	var n int
+	if err := raw.QueryRow("SELECT COUNT(*) FROM accounts WHERE kek_id IS NULL OR length(ka) <> 32 + ?", sealing.Overhead).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d rows not sealed, %v", n, err)
+	}
+	if err := readAll(t, db, ring, as); err != nil {
+		t.Error(err)
+	}
+}
+
+// The usage errors of rotate exit 2; an old schema is refused unless
+// --migrate.
+func TestKEKRotateErrors(t *testing.T) {
+	dir := t.TempDir()
+	file, _ := genKEK(t, dir, "kek")
+	db := "sqlite:" + filepath.Join(dir, "ks.db")
+	for _, args := range [][]string{
+		{"kek", "rotate", "--db", db},
+		{"kek", "rotate", "--db", db, "--kek-file", file, "--batch", "0"},
+		{"kek", "seal-existing", "--db", db, "--kek-file", file, "extra"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(args, io.Discard, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, %s", args, code, stderr.String())
+		}
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"kek", "rotate", "--db", db, "--kek-file", file}, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "--migrate") {
+		t.Errorf("empty database: exit %d, %s", code, stderr.String())
+	}
+	if code := run([]string{"kek", "rotate", "--db", db, "--kek-file", file, "--migrate"}, io.Discard, &stderr); code != 0 {
+		t.Errorf("--migrate: exit %d, %s", code, stderr.String())
+	}
+	// The flags come from the environment too.
+	t.Setenv("KEYSERVER_DB", db)
+	t.Setenv("KEYSERVER_KEK_FILE", file)
+	if code := run([]string{"kek", "rotate"}, io.Discard, &stderr); code != 0 {
+		t.Errorf("from the environment: exit %d, %s", code, stderr.String())
+	}
+}
+
+// serve's ring: --kek-file; without it a development key next to a SQLite
+// database in --dev mode only.
+func TestKEKServeRing(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "ks.db")
+	var f kekFlags
+	if _, err := f.serveRing(kekDiscardLogger(), false, db); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--kek-file") {
+		t.Errorf("production without --kek-file: %v", err)
+	}
+	if _, err := f.serveRing(kekDiscardLogger(), true, "postgres://db.example/ks"); !errors.Is(err, errUsage) {
+		t.Errorf("--dev on PostgreSQL without --kek-file: %v", err)
+	}
+	var log bytes.Buffer
+	r1, err := f.serveRing(slog.New(slog.NewTextHandler(&log, nil)), true, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devFile := filepath.Join(dir, "ks.db.kek")
+	if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "CREATED a development key-encryption key") ||
+		!strings.Contains(log.String(), devFile) {
+		t.Errorf("first --dev start log:\n%s", log.String())
+	}
+	if info, err := os.Stat(devFile); err != nil || runtime.GOOS != "windows" && info.Mode().Perm() != 0o600 {
+		t.Errorf("development KEK file: %v", err)
+	}
+	log.Reset()
+	r2, err := f.serveRing(slog.New(slog.NewTextHandler(&log, nil)), true, db)
+	if err != nil || r2.KeyID() != r1.KeyID() || strings.Contains(log.String(), "CREATED") || !strings.Contains(log.String(), "DEVELOPMENT MODE") {
+		t.Errorf("second --dev start: %v, same key %v, log:\n%s", err, r2.KeyID() == r1.KeyID(), log.String())
+	}
+	// A directory that does not exist: an ephemeral key, loudly (opening
+	// the database there fails next).
+	log.Reset()
+	if _, err := f.serveRing(slog.New(slog.NewTextHandler(&log, nil)), true, "sqlite:"+filepath.Join(dir, "missing", "ks.db")); err != nil ||
+		!strings.Contains(log.String(), "EPHEMERAL") {
+		t.Errorf("--dev in a missing directory: %v, log:\n%s", err, log.String())
+	}
+	file, id := genKEK(t, dir, "kek")
+	f.file = file
+	if r, err := f.serveRing(kekDiscardLogger(), false, db); err != nil || r.KeyID() != id {
+		t.Errorf("--kek-file: %v", err)
+	}
+}
+
+// At serve's start the log says which rows are in clear, under a retired
+// key, or under a key the ring lacks.
+func TestKEKLogSealStatus(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ks.db")
+	db := "sqlite:" + path
+	f1, id1 := genKEK(t, dir, "k1")
+	f2, id2 := genKEK(t, dir, "k2")
+	f3, id3 := genKEK(t, dir, "k3")
+	ring := func(current string, retired ...string) *sealing.Ring {
+		r, err := loadKEKRing(current, retired, kekDiscardLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	kekAccounts(t, db, ring(f1), 2)
+	kekAccounts(t, db, ring(f2), 1)
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec("UPDATE tokens SET kek_id = NULL WHERE rowid IN (SELECT rowid FROM tokens LIMIT 1)"); err != nil {
+		t.Fatal(err)
+	}
+	r := ring(f3, f2)
+	st, err := sqlstore.Open(t.Context(), db, sqlstore.Options{KEK: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var log bytes.Buffer
+	if err := logSealStatus(t.Context(), st, r, slog.New(slog.NewTextHandler(&log, nil))); err != nil {
+		t.Fatal(err)
+	}
+	out := log.String()
+	for _, want := range []string{
+		"level=ERROR msg=\"rows sealed under a key-encryption key that is not in the key ring", "kek_id=" + id1,
+		"level=WARN msg=\"rows sealed under a retired key-encryption key", "kek_id=" + id2,
+		"level=WARN msg=\"rows in clear from before sealing",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log:\n%s\nwant %q", out, want)
+		}
+	}
+	if strings.Contains(out, id3) {
+		t.Errorf("the current key's rows are logged:\n%s", out)
 	}
 }

@@ -156,7 +156,7 @@ func commands() *commandTable {
 			{"backup", "", "copy a running server's SQLite database consistently, or check a copy (backup --out FILE, backup --verify FILE)", runBackup},
 			{"version", "", "print the version", runVersion},
 			{"keys", "", "generate a certificate signing key (keys generate --alg rs256|eddsa --out FILE)", runKeys},
-			{"kek", "", "generate a key-encryption key for secrets at rest (kek generate --out FILE)", runKEK},
+			{"kek", "", "generate, rotate and inspect key-encryption keys for secrets at rest (kek generate|rotate|seal-existing|status)", runKEK},
 			{"certs", "", "verify a certificate or backed assertion against published keys (certs verify)", runCerts},
 			{"client", "", "talk to a key server as a client (create, login, keys, change-password, forgot, recover, destroy)", runClient},
 			{"admin", "", "administer accounts through the admin API (devices, account, audit)", runAdmin},

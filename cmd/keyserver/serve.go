@@ -91,6 +91,8 @@ func runServe(args []string, stdout, stderr io.Writer) (err error) {
 	tf.register(fs)
 	var cf customsFlags
 	cf.register(fs)
+	var kf kekFlags
+	kf.register(fs)
 	set, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stderr, serveEnvHelp)
@@ -128,6 +130,10 @@ func runServe(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	kek, err := kf.serveRing(logger, f.dev, f.db)
+	if err != nil {
+		return err
+	}
 	tlsCerts, err := tf.load(logger)
 	if err != nil {
 		return err
@@ -136,11 +142,14 @@ func runServe(args []string, stdout, stderr io.Writer) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	st, err := sqlstore.Open(ctx, f.db, sqlstore.Options{Migrate: f.migrate})
+	st, err := sqlstore.Open(ctx, f.db, sqlstore.Options{Migrate: f.migrate, KEK: kek})
 	if err != nil {
 		return openError(f.db, err)
 	}
 	defer st.Close()
+	if err := logSealStatus(ctx, st, kek, logger); err != nil {
+		return fmt.Errorf("reading the database: %w", err)
+	}
 
 	var reg *prometheus.Registry
 	var instrumented store.Store = st

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -252,9 +253,14 @@ func (q *queries) SetTokensExpiry(ctx context.Context, uid []byte, typ protocol.
 	return nil
 }
 
+// CreateUnblockCode seals the code (sealing.go).
 func (q *queries) CreateUnblockCode(ctx context.Context, c *store.UnblockCode) error {
-	_, err := q.exec(ctx, "INSERT INTO unblock_codes (id, uid, code, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-		c.ID, c.UID, c.Code, ms(c.CreatedAt), ms(c.ExpiresAt))
+	code, err := q.seal.seal([]byte(c.Code), unblockRow(c.UID, c.ID), colUnblockCode)
+	if err != nil {
+		return fmt.Errorf("sqlstore: create unblock code: %w", err)
+	}
+	_, err = q.exec(ctx, "INSERT INTO unblock_codes (id, uid, code, created_at, expires_at, kek_id) VALUES (?, ?, ?, ?, ?, ?)",
+		c.ID, c.UID, code, ms(c.CreatedAt), ms(c.ExpiresAt), q.seal.id)
 	if err != nil {
 		return q.fail(ctx, "create unblock code", err)
 	}
@@ -262,15 +268,20 @@ func (q *queries) CreateUnblockCode(ctx context.Context, c *store.UnblockCode) e
 }
 
 func (q *queries) UnblockCodes(ctx context.Context, uid []byte, now time.Time) ([]store.UnblockCode, error) {
-	rows, err := q.rows(ctx, `SELECT id, uid, code, created_at, expires_at FROM unblock_codes
+	rows, err := q.rows(ctx, `SELECT id, uid, code, created_at, expires_at, kek_id FROM unblock_codes
 		WHERE uid = ? AND expires_at > ? ORDER BY created_at, id`, uid, ms(now))
 	if err != nil {
 		return nil, q.fail(ctx, "unblock codes", err)
 	}
-	cs, err := collect(rows, func(r scanner) (*store.UnblockCode, error) {
-		var c store.UnblockCode
+	type sealedCode struct {
+		store.UnblockCode
+		code []byte
+		kek  sql.NullString
+	}
+	scs, err := collect(rows, func(r scanner) (*sealedCode, error) {
+		var c sealedCode
 		var created, exp int64
-		if err := r.Scan(&c.ID, &c.UID, &c.Code, &created, &exp); err != nil {
+		if err := r.Scan(&c.ID, &c.UID, &c.code, &created, &exp, &c.kek); err != nil {
 			return nil, err
 		}
 		c.CreatedAt, c.ExpiresAt = fromMS(created), fromMS(exp)
@@ -278,6 +289,16 @@ func (q *queries) UnblockCodes(ctx context.Context, uid []byte, now time.Time) (
 	})
 	if err != nil {
 		return nil, q.fail(ctx, "unblock codes", err)
+	}
+	cs := make([]store.UnblockCode, 0, len(scs))
+	for _, c := range scs {
+		if c.kek.Valid { // else a clear code from before sealing
+			if err := q.seal.open(&c.code, c.UID, unblockRow(c.UID, c.ID), colUnblockCode); err != nil {
+				return nil, fmt.Errorf("sqlstore: unblock codes: %w", err)
+			}
+		}
+		c.Code = string(c.code)
+		cs = append(cs, c.UnblockCode)
 	}
 	return cs, nil
 }

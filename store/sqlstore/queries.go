@@ -22,6 +22,9 @@ type queries struct {
 	// transaction's queries run one at a time.
 	missed []string
 	d      *dialect
+	// seal seals and opens the secret columns (nil only for MigrateDSN's
+	// Store, which reads none).
+	seal *sealer
 }
 
 var _ store.Queries = (*queries)(nil)

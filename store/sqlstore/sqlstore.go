@@ -24,6 +24,15 @@
 // as between any two connections. On PostgreSQL there is one pool, and an
 // ephemeral transaction begins with SET LOCAL synchronous_commit = off; a
 // durable one keeps the server's synchronous_commit (on by default).
+//
+// Secrets at rest: the secret columns (kA, wrapKb, the SRP verifier, the
+// email code, the token keys, seeds and codes) are sealed under the
+// key-encryption key ring of Options.KEK on every write and opened on every
+// read (see sealing.go for the columns, their row bindings and the kek_id
+// format marker of migration 0004); callers only ever see clear values. A
+// value that does not open is an *UnsealError, none of the store sentinels.
+// Reseal moves every row to the ring's current key (keyserver kek rotate)
+// and seals the rows in clear from before sealing.
 package sqlstore
 
 import (
@@ -35,6 +44,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -44,6 +54,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/keyserver/keyserver/migrations"
+	"github.com/keyserver/keyserver/sealing"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -56,6 +67,13 @@ type Options struct {
 	// Migrate applies pending migrations; without it Open refuses a
 	// database whose schema is older than this binary.
 	Migrate bool
+	// KEK is the key-encryption key ring that seals the secret columns:
+	// its current key seals every write, every key of it opens. It is
+	// required: cmd always passes the ring of --kek-file and --kek-retired.
+	// Only in a test binary (testing.Testing) may it be nil, and the Store
+	// then uses a random ring, one per process (so that a test may reopen
+	// its database); outside tests Open refuses a nil KEK.
+	KEK *sealing.Ring
 }
 
 // Store is a store.Store on SQLite or PostgreSQL.
@@ -158,7 +176,7 @@ func sqliteDriverDSN(path, sync string) string {
 
 // connect opens and pings the database named by dsn. Error messages never
 // repeat the DSN, which may hold a password.
-func connect(ctx context.Context, dsn string) (*Store, error) {
+func connect(ctx context.Context, dsn string, ring *sealing.Ring) (*Store, error) {
 	var d *dialect
 	var driverDSN, ephemeralDSN string // ephemeralDSN: of the ephemeral pool, if any
 	switch {
@@ -177,7 +195,11 @@ func connect(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{queries: queries{stmts: &stmtCache{db: db}, d: d}, db: db}
+	var seal *sealer
+	if ring != nil {
+		seal = newSealer(ring)
+	}
+	s := &Store{queries: queries{stmts: &stmtCache{db: db}, d: d, seal: seal}, db: db}
 	s.ephemeral = s.stmts
 	if ephemeralDSN != "" {
 		edb, err := openPool(ctx, d, ephemeralDSN)
@@ -208,9 +230,13 @@ func openPool(ctx context.Context, d *dialect, driverDSN string) (*sqlx.DB, erro
 // postgres:// (postgresql://) URL, and checks the schema version: a schema
 // newer than this binary is always an error (*migrations.SchemaTooNewError);
 // an older or empty one is migrated when opts.Migrate is set and an error
-// otherwise.
+// otherwise. opts.KEK is required (see Options).
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	s, err := connect(ctx, dsn)
+	ring, err := ringOf(opts, testing.Testing())
+	if err != nil {
+		return nil, err
+	}
+	s, err := connect(ctx, dsn, ring)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +269,7 @@ func (s *Store) checkSchema(ctx context.Context, migrate bool) error {
 // MigrateDSN applies the pending migrations to the database named by dsn
 // (as for Open) and returns the versions applied.
 func MigrateDSN(ctx context.Context, dsn string) (applied []int, err error) {
-	s, err := connect(ctx, dsn)
+	s, err := connect(ctx, dsn, nil) // no secret is read or written
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +289,7 @@ func (s *Store) Dialect() string { return s.d.name }
 // beginEphemeral. fn's error is returned as is.
 func (s *Store) WithTx(ctx context.Context, fn func(q store.Queries) error) error {
 	ephemeral := store.IsEphemeral(ctx)
-	tq := &queries{stmts: s.stmts, d: s.d}
+	tq := &queries{stmts: s.stmts, d: s.d, seal: s.seal}
 	if ephemeral {
 		tq.stmts = s.ephemeral
 	}

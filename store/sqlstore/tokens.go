@@ -3,34 +3,46 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 
 	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
+// auth_key, bundle_key, seed and code are sealed (sealing.go); kek_id is
+// the key that sealed them, NULL for a row in clear from before sealing.
 const tokenCols = `token_id, type, uid, auth_key, bundle_key, created_at, expires_at,
-	srp_b, session_id, seed, code, tries`
+	srp_b, session_id, seed, code, tries, kek_id`
 
 var insertToken = insertSQL("tokens", tokenCols)
 
-func scanToken(r scanner) (*store.Token, error) {
+// token reads one row of tokenCols with query and opens its secrets.
+func (q *queries) token(ctx context.Context, op, query string, args ...any) (*store.Token, error) {
 	var t store.Token
 	var typ string
 	var created int64
 	var expires sql.NullInt64
-	var code sql.NullString
-	err := r.Scan(&t.ID, &typ, &t.UID, &t.AuthKey, &t.BundleKey, &created, &expires,
-		&t.SRPB, &t.SessionID, &t.Seed, &code, &t.Tries)
+	var code []byte // sealed, or a clear code (UTF-8) of a row from before sealing
+	var kek sql.NullString
+	err := q.row(ctx, query, args...).Scan(&t.ID, &typ, &t.UID, &t.AuthKey, &t.BundleKey, &created, &expires,
+		&t.SRPB, &t.SessionID, &t.Seed, &code, &t.Tries, &kek)
 	if err != nil {
-		return nil, err
+		return nil, q.fail(ctx, op, err)
 	}
-	t.Type, t.CreatedAt, t.ExpiresAt, t.Code = protocol.TokenType(typ), fromMS(created), fromNullMS(expires), code.String
+	t.Type, t.CreatedAt, t.ExpiresAt = protocol.TokenType(typ), fromMS(created), fromNullMS(expires)
+	if err := q.seal.openToken(&t, code, kek); err != nil {
+		return nil, fmt.Errorf("sqlstore: %s: %w", op, err)
+	}
 	return &t, nil
 }
 
 func (q *queries) CreateToken(ctx context.Context, t *store.Token) error {
-	_, err := q.exec(ctx, insertToken, t.ID, string(t.Type), t.UID, t.AuthKey, t.BundleKey, ms(t.CreatedAt), nullMS(t.ExpiresAt),
-		nullBytes(t.SRPB), nullBytes(t.SessionID), nullBytes(t.Seed), nullString(t.Code), t.Tries)
+	sealed, err := q.seal.sealToken(t)
+	if err != nil {
+		return fmt.Errorf("sqlstore: create token: %w", err)
+	}
+	_, err = q.exec(ctx, insertToken, t.ID, string(t.Type), t.UID, sealed[0], sealed[1], ms(t.CreatedAt), nullMS(t.ExpiresAt),
+		nullBytes(t.SRPB), nullBytes(t.SessionID), nullBytes(sealed[2]), nullBytes(sealed[3]), t.Tries, q.seal.id)
 	if err != nil {
 		return q.fail(ctx, "create token", err)
 	}
@@ -38,21 +50,15 @@ func (q *queries) CreateToken(ctx context.Context, t *store.Token) error {
 }
 
 func (q *queries) Token(ctx context.Context, typ protocol.TokenType, id []byte) (*store.Token, error) {
-	t, err := scanToken(q.row(ctx, "SELECT "+tokenCols+" FROM tokens WHERE type = ? AND token_id = ?", string(typ), id))
-	if err != nil {
-		return nil, q.fail(ctx, "token", err)
-	}
-	return t, nil
+	return q.token(ctx, "token", "SELECT "+tokenCols+" FROM tokens WHERE type = ? AND token_id = ?", string(typ), id)
 }
 
 // ConsumeToken deletes and returns in one statement: of concurrent consumers
-// only the one whose DELETE removed the row gets it back.
+// only the one whose DELETE removed the row gets it back. A token whose
+// secrets do not open is deleted all the same (rolled back inside WithTx
+// when the caller returns the error).
 func (q *queries) ConsumeToken(ctx context.Context, typ protocol.TokenType, id []byte) (*store.Token, error) {
-	t, err := scanToken(q.row(ctx, "DELETE FROM tokens WHERE type = ? AND token_id = ? RETURNING "+tokenCols, string(typ), id))
-	if err != nil {
-		return nil, q.fail(ctx, "consume token", err)
-	}
-	return t, nil
+	return q.token(ctx, "consume token", "DELETE FROM tokens WHERE type = ? AND token_id = ? RETURNING "+tokenCols, string(typ), id)
 }
 
 func (q *queries) DeleteToken(ctx context.Context, typ protocol.TokenType, id []byte) error {
