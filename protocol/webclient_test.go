@@ -16,19 +16,22 @@ const webClientAPI = "../keyserver/web/static/api.js"
 // webClientErrnos is what each name of api.js's ERRNO table must be. A name
 // added to or removed from api.js must be added to or removed from here.
 var webClientErrnos = map[string]Errno{
-	"ACCOUNT_EXISTS":     ErrnoAccountExists,
-	"UNKNOWN_ACCOUNT":    ErrnoUnknownAccount,
-	"INCORRECT_PASSWORD": ErrnoIncorrectPassword,
-	"UNVERIFIED":         ErrnoUnverifiedAccount,
-	"INVALID_CODE":       ErrnoInvalidCode,
-	"INVALID_PARAM":      ErrnoInvalidParameter,
-	"INVALID_TOKEN":      ErrnoInvalidToken,
-	"INVALID_TIMESTAMP":  ErrnoInvalidTimestamp,
-	"TOO_MANY_REQUESTS":  ErrnoTooManyRequests,
-	"EMAIL_CASE":         ErrnoIncorrectEmailCase,
-	"UNKNOWN_DEVICE":     ErrnoUnknownDevice,
-	"DEVICE_EXISTS":      ErrnoDeviceExists,
-	"DISABLED":           ErrnoAccountDisabled,
+	"ACCOUNT_EXISTS":      ErrnoAccountExists,
+	"UNKNOWN_ACCOUNT":     ErrnoUnknownAccount,
+	"INCORRECT_PASSWORD":  ErrnoIncorrectPassword,
+	"UNVERIFIED":          ErrnoUnverifiedAccount,
+	"INVALID_CODE":        ErrnoInvalidCode,
+	"INVALID_PARAM":       ErrnoInvalidParameter,
+	"INVALID_TOKEN":       ErrnoInvalidToken,
+	"INVALID_TIMESTAMP":   ErrnoInvalidTimestamp,
+	"TOO_MANY_REQUESTS":   ErrnoTooManyRequests,
+	"EMAIL_CASE":          ErrnoIncorrectEmailCase,
+	"UNKNOWN_DEVICE":      ErrnoUnknownDevice,
+	"DEVICE_EXISTS":       ErrnoDeviceExists,
+	"DISABLED":            ErrnoAccountDisabled,
+	"MISSING_PARAM":       ErrnoMissingParameter,
+	"SERVICE_UNAVAILABLE": ErrnoServiceUnavailable,
+	"REQUEST_BLOCKED":     ErrnoRequestBlocked,
 }
 
 var (
