@@ -372,7 +372,7 @@ func TestMailAndRecoveryConfig(t *testing.T) {
 
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "issuers.json")
-	if err := os.WriteFile(bad, []byte(`{"oidc": [{"issuer": "https://idp.example", "clientIds": ["c"]}]}`), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte(`{"oidc": [{"issuer": "https://idp.example", "clientIds": ["c"], "jwksUrl": "https://idp.example/k", "jwksFile": "k.json"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -380,7 +380,7 @@ func TestMailAndRecoveryConfig(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"--recovery-issuers", bad}, 1, "exactly one of jwksUrl and jwksFile"},
+		{[]string{"--recovery-issuers", bad}, 1, "at most one of jwksUrl and jwksFile"},
 		{[]string{"--recovery-issuers", filepath.Join(dir, "missing.json")}, 1, "missing.json"},
 		{[]string{"--recovery-ca-file", bad}, 2, "--recovery-ca-file needs --recovery-issuers"},
 		{[]string{"--smtp-host", "127.0.0.1", "--smtp-starttls", "sometimes"}, 2, "STARTTLS policy"},

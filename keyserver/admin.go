@@ -95,13 +95,25 @@ func adminRecordOut(rec *accounts.AccountRecord) *protocol.AdminAccount {
 }
 
 // pathHex32 returns the path parameter name, which must be hex32 (400/107
-// with that name otherwise).
+// with that name otherwise, whose message says it is a path parameter).
 func pathHex32(r *http.Request, name string) ([]byte, error) {
 	b, ok := decodeHex(mux.Vars(r)[name], 16)
 	if !ok {
-		return nil, errInvalidParam(name)
+		return nil, errInvalidPathParam(name)
 	}
 	return b, nil
+}
+
+// invalidPathParamMessage replaces protocol.Messages' "Invalid parameter
+// in request body: " of a 400/107 for a path parameter.
+const invalidPathParamMessage = "Invalid path parameter: "
+
+// errInvalidPathParam is the 400/107 of a bad path parameter: the errno,
+// status and param of errInvalidParam, a message naming the path.
+func errInvalidPathParam(name string) *Error {
+	e := refusal(accounts.InvalidParam(name))
+	e.Message = invalidPathParamMessage + name
+	return e
 }
 
 // adminTarget checks that the request has no body (an empty one or {})

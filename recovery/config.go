@@ -19,8 +19,10 @@ type Config struct {
 	BrowserID []BrowserIDIssuer `json:"browserid"`
 }
 
-// OIDCIssuer is a trusted OpenID Connect issuer. Exactly one of JWKSURL and
-// JWKSFile is set.
+// OIDCIssuer is a trusted OpenID Connect issuer. At most one of JWKSURL and
+// JWKSFile is set; with neither, the keys come from OpenID Connect
+// discovery: the jwks_uri of <Issuer>/.well-known/openid-configuration,
+// whose issuer must equal Issuer.
 type OIDCIssuer struct {
 	// Issuer is the https URL the ID tokens carry as iss, compared exactly.
 	Issuer string `json:"issuer"`
@@ -138,8 +140,8 @@ func (c *Config) check() error {
 		if len(e.ClientIDs) == 0 || slices.Contains(e.ClientIDs, "") {
 			errs = append(errs, fmt.Errorf("%s: clientIds must list at least one non-empty client id", where))
 		}
-		if (e.JWKSURL == "") == (e.JWKSFile == "") {
-			errs = append(errs, fmt.Errorf("%s: exactly one of jwksUrl and jwksFile is required", where))
+		if e.JWKSURL != "" && e.JWKSFile != "" {
+			errs = append(errs, fmt.Errorf("%s: at most one of jwksUrl and jwksFile may be given (with neither, the keys come from OpenID Connect discovery)", where))
 		}
 		if e.JWKSURL != "" && !isHTTPS(e.JWKSURL) {
 			errs = append(errs, fmt.Errorf("%s: jwksUrl %q must be an https URL", where, e.JWKSURL))

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +17,46 @@ import (
 type oidcIssuer struct {
 	OIDCIssuer
 	keys *keySource
+}
+
+// discoveryURL is the OpenID Connect discovery document of issuer
+// (OpenID Connect Discovery 1.0 section 4: the issuer with any trailing
+// "/" removed, then /.well-known/openid-configuration).
+func discoveryURL(issuer string) string {
+	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+}
+
+// discoveryFetcher fetches the JWK Set of issuer through its discovery
+// document: the document and then its jwks_uri, each with fetch (HTTPS, the
+// time and size limits of key fetches). The document's issuer must equal
+// the configured one exactly and jwks_uri must be an https URL. The
+// document is read again at every key fetch, so that a moved jwks_uri is
+// followed.
+func discoveryFetcher(issuer string, fetch func(ctx context.Context, url string) ([]byte, error)) func(ctx context.Context, url string) ([]byte, error) {
+	return func(ctx context.Context, docURL string) ([]byte, error) {
+		data, err := fetch(ctx, docURL)
+		if err != nil {
+			return nil, err
+		}
+		var doc struct {
+			Issuer  *string `json:"issuer"`
+			JWKSURI string  `json:"jwks_uri"`
+		}
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return nil, fmt.Errorf("recovery: discovery document %s is not a JSON object: %w", docURL, err)
+		}
+		switch {
+		case doc.Issuer == nil:
+			return nil, fmt.Errorf("recovery: discovery document %s has no issuer", docURL)
+		case *doc.Issuer != issuer:
+			return nil, fmt.Errorf("recovery: discovery document %s names the issuer %q, not the configured %q", docURL, *doc.Issuer, issuer)
+		case doc.JWKSURI == "":
+			return nil, fmt.Errorf("recovery: discovery document %s has no jwks_uri", docURL)
+		case !isHTTPS(doc.JWKSURI):
+			return nil, fmt.Errorf("recovery: discovery document %s: jwks_uri %q is not an https URL", docURL, doc.JWKSURI)
+		}
+		return fetch(ctx, doc.JWKSURI)
+	}
 }
 
 // idTokenAlgs are the algorithms spec 8.2 accepts for ID tokens.

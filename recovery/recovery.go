@@ -22,7 +22,9 @@
 //     of spec 8.2; this package adds the issuer and domain policy
 //     (browserid.go).
 //
-// Keys come from files read at startup or from HTTPS URLs: fetches time out
+// Keys come from files read at startup or from HTTPS URLs (for an OpenID
+// Connect issuer given without either, the jwks_uri of its discovery
+// document, oidc.go): fetches time out
 // after 10 s, read at most 1 MiB, are cached for an hour and repeated at
 // most once a minute when a kid is unknown; one fetch per issuer runs at a
 // time, and verifications that the cached keys serve never wait for it. Every failure is an error
@@ -92,6 +94,10 @@ func New(cfg *Config, opts Options) (*Verifier, error) {
 	}
 	for _, e := range cfg.OIDC {
 		keys := &keySource{url: e.JWKSURL, parse: parseJWKS, fetch: fetch}
+		if e.JWKSURL == "" && e.JWKSFile == "" {
+			keys.url = discoveryURL(e.Issuer)
+			keys.fetch = discoveryFetcher(e.Issuer, fetch)
+		}
 		if e.JWKSFile != "" {
 			var err error
 			if keys, err = fileKeys(e.JWKSFile, parseJWKS); err != nil {

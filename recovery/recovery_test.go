@@ -349,7 +349,6 @@ func TestConfigFiles(t *testing.T) {
 		"entry case":      `{"browserid": [{"Issuer": "a.example", "wellKnown": true}]}`,
 		"key source case": `{"oidc": [{"issuer": "https://a.example", "clientIds": ["c"], "jwksURL": "https://a.example/k"}]}`,
 		"two key sources": `{"oidc": [{"issuer": "https://a.example", "clientIds": ["c"], "jwksUrl": "https://a.example/k", "jwksFile": "k"}]}`,
-		"no key source":   `{"oidc": [{"issuer": "https://a.example", "clientIds": ["c"]}]}`,
 		"http issuer":     `{"oidc": [{"issuer": "http://a.example", "clientIds": ["c"], "jwksUrl": "https://a.example/k"}]}`,
 		"http jwksUrl":    `{"oidc": [{"issuer": "https://a.example", "clientIds": ["c"], "jwksUrl": "http://a.example/k"}]}`,
 		"no client id":    `{"oidc": [{"issuer": "https://a.example", "clientIds": [], "jwksUrl": "https://a.example/k"}]}`,

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -51,11 +53,6 @@ type adminCommand struct {
 	summary string
 	flags   func(fs *flag.FlagSet, o *adminOptions)
 	run     adminRunFunc
-}
-
-// synopsis is the command with its arguments.
-func (c adminCommand) synopsis() string {
-	return strings.Join(append([]string{c.name}, c.args...), " ")
 }
 
 // adminCommands is "keyserver admin [flags] <command> [flags] [arguments]":
@@ -121,7 +118,11 @@ func (c adminCommand) exec(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() != len(c.args) {
-		return fmt.Errorf("%w: usage: keyserver admin %s", errUsage, c.synopsis())
+		fs.Usage()
+		if len(c.args) == 0 {
+			return fmt.Errorf("%w: admin %s takes no arguments after the flags", errUsage, c.name)
+		}
+		return fmt.Errorf("%w: admin %s takes %s after the flags", errUsage, c.name, strings.Join(c.args, " "))
 	}
 	if o.tokenFile == "" {
 		return fmt.Errorf("%w: --token-file is required", errUsage)
@@ -138,7 +139,16 @@ func (c adminCommand) exec(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: --url: %v", errUsage, err)
 	}
-	return c.run(context.Background(), a, &o, fs.Args(), adminOut{stdout, stderr, o.json})
+	return notListening(c.run(context.Background(), a, &o, fs.Args(), adminOut{stdout, stderr, o.json}), o.url)
+}
+
+// notListening adds to a refused connection to the admin API how to start
+// one.
+func notListening(err error, url string) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w\nnothing listens at %s: start the admin API with 'keyserver serve --admin-listen 127.0.0.1:9001 --admin-token-file FILE', or give its address with --url (KEYSERVER_ADMIN_URL)", err, url)
+	}
+	return err
 }
 
 // printJSON writes v as indented JSON.

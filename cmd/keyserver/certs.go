@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -71,6 +70,7 @@ func (f *signingFlags) load(logger *slog.Logger, dev bool) (*certs.Signer, []cry
 		if key, err = certs.ParsePrivateKey(data); err != nil {
 			return nil, nil, fmt.Errorf("--signing-key %s: %w", f.signingKey, err)
 		}
+		warnIfShared(logger, "signing key file", f.signingKey)
 	}
 	signer, err := certs.NewSigner(key)
 	if err != nil {
@@ -142,7 +142,7 @@ func runKeysGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	alg, err := certs.ParseAlgorithm(*algName)
 	if err != nil {
-		return fmt.Errorf("%w: --alg: %v", errUsage, err)
+		return fmt.Errorf("%w: --alg %q: want rs256 or eddsa", errUsage, *algName)
 	}
 	key, err := certs.GenerateKey(alg, rand.Reader)
 	if err != nil {
@@ -191,11 +191,14 @@ func runCertsVerify(args []string, stdout, stderr io.Writer) error {
 	audience := fs.String("audience", "", "the audience a backed assertion must name (required for assertions)")
 	issuer := fs.String("issuer", "", "the only accepted issuer domain (default: any issuer the keys verify)")
 	legacy := fs.Bool("legacy-client-keys", false, "accept certified RSA client keys from 511 bits (D16)")
-	skew := fs.Duration("skew", time.Minute, "tolerated clock difference for iat and nbf")
+	var skew time.Duration
+	durationFlag(fs, &skew, "skew", time.Minute, "tolerated clock difference for iat and nbf")
+	// The layout of the other commands: the usage line, then the flags.
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, usageLine)
+		fs.PrintDefaults()
+	}
 	if _, err := parseFlagsEnv(fs, args, envName); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, usageLine)
-		}
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -227,7 +230,7 @@ func runCertsVerify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	v := &certs.Verifier{Keys: ks, Issuer: *issuer, LegacyClientKeys: *legacy, Skew: *skew}
+	v := &certs.Verifier{Keys: ks, Issuer: *issuer, LegacyClientKeys: *legacy, Skew: skew}
 
 	type assertionJSON struct {
 		Audience  string `json:"aud"`

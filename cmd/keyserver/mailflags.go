@@ -6,8 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/smtp"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keyserver/keyserver/accounts"
 	"github.com/keyserver/keyserver/mail"
@@ -66,7 +70,46 @@ func (f *recoveryFlags) mailer(logger *slog.Logger, dev bool) (accounts.Mailer, 
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	logger.Info("sending mail through SMTP", "host", f.smtpHost, "port", f.smtpPort, "starttls", f.smtpStartTLS)
+	if f.smtpStartTLS == mail.StartTLSMandatory {
+		addr := net.JoinHostPort(f.smtpHost, strconv.Itoa(f.smtpPort))
+		switch ok, err := offersStartTLS(addr, smtpCheckTimeout); {
+		case err != nil:
+			logger.Warn("--smtp-starttls mandatory: could not ask the SMTP server whether it offers STARTTLS; mail fails (503) while it cannot be reached", "addr", addr, "err", err)
+		case !ok:
+			logger.Warn("--smtp-starttls mandatory: the SMTP server does not offer STARTTLS, so every mail will fail (503); give the server a TLS certificate, or use --smtp-starttls opportunistic or none for a trusted relay", "addr", addr)
+		default:
+			logger.Info("the SMTP server offers STARTTLS", "addr", addr)
+		}
+	}
 	return m, nil
+}
+
+// smtpCheckTimeout bounds the STARTTLS check at startup.
+const smtpCheckTimeout = 5 * time.Second
+
+// offersStartTLS connects to the SMTP server at addr, says EHLO and
+// reports whether it offers STARTTLS.
+func offersStartTLS(addr string, timeout time.Duration) (bool, error) {
+	conn, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return false, err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	if err := c.Hello("localhost"); err != nil {
+		return false, err
+	}
+	ok, _ := c.Extension("STARTTLS")
+	_ = c.Quit()
+	return ok, nil
 }
 
 // recovery returns the assertion verifier of --recovery-issuers, or nil

@@ -106,6 +106,18 @@ func (t *commandTable) run(args []string, stdout, stderr io.Writer) error {
 	}
 	c, n := t.find(rest)
 	if c == nil {
+		// The first word of a group of commands ("devices" of "devices
+		// list" and "devices revoke"): its help, or the group's listing.
+		if group := t.group(rest[0]); group != nil {
+			group.usage(stderr)
+			if len(rest) == 1 {
+				return fmt.Errorf("%w: %s needs a command: %s", errUsage, group.name, group.names())
+			}
+			if rest[1] == "-h" || rest[1] == "--help" || rest[1] == "help" {
+				return flag.ErrHelp
+			}
+			return fmt.Errorf("%w: unknown %s command %q (want %s)", errUsage, group.name, rest[1], group.names())
+		}
 		t.usage(stderr)
 		name := "command"
 		if t.name != "" {
@@ -126,6 +138,43 @@ func (t *commandTable) find(args []string) (found *command, n int) {
 		}
 	}
 	return found, n
+}
+
+// group returns the commands of t whose names start with the word first
+// and go on (as "devices list" after "devices"), as a table of their own
+// named after t and first; nil when there are none.
+func (t *commandTable) group(first string) *commandTable {
+	var g []command
+	for _, c := range t.commands {
+		if words := strings.Fields(c.name); len(words) > 1 && words[0] == first {
+			g = append(g, c)
+		}
+	}
+	if g == nil {
+		return nil
+	}
+	name := strings.TrimSpace(t.name + " " + first)
+	return &commandTable{
+		name:     name,
+		synopsis: "usage: keyserver " + name + " <command> [flags] [arguments]",
+		width:    t.width,
+		footer:   "\nRun 'keyserver " + name + " <command> -h' for the flags of a command.",
+		commands: g,
+	}
+}
+
+// names lists the last words of the commands, for a message: "list or
+// revoke".
+func (t *commandTable) names() string {
+	var names []string
+	for _, c := range t.commands {
+		words := strings.Fields(c.name)
+		names = append(names, words[len(words)-1])
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // maxWords is the number of words of the longest command name.
@@ -179,7 +228,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, errUsageShown):
 		return 2
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "keyserver: error: %v\n", err)
+		// errUsage only marks the exit status: its "usage: " prefix is no
+		// part of the message.
+		fmt.Fprintf(stderr, "keyserver: error: %s\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		return 2
 	default:
 		fmt.Fprintf(stderr, "keyserver: error: %v\n", err)

@@ -88,9 +88,9 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"help"}, 0, usage.String()},
 		{[]string{"-h"}, 0, usage.String()},
 		{[]string{"--help", "serve"}, 0, usage.String()},
-		{[]string{"bogus"}, 2, usage.String() + "keyserver: error: usage: unknown command \"bogus\"\n"},
-		{[]string{"version", "x"}, 2, "keyserver: error: usage: unexpected argument \"x\"\n"},
-		{[]string{"admin", "devices", "burn"}, 2, "keyserver: error: usage: unknown admin command \"devices burn\"\n"},
+		{[]string{"bogus"}, 2, usage.String() + "keyserver: error: unknown command \"bogus\"\n"},
+		{[]string{"version", "x"}, 2, "keyserver: error: unexpected argument \"x\"\n"},
+		{[]string{"admin", "devices", "burn"}, 2, "keyserver: error: unknown admin devices command \"burn\" (want list or revoke)\n"},
 		{[]string{"client", "help"}, 0, "Run 'keyserver client <command> -h' for the flags of a command.\n"},
 	} {
 		var stdout, stderr bytes.Buffer

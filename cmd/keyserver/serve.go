@@ -147,6 +147,16 @@ func runServe(args []string, stdout, stderr io.Writer) (err error) {
 		return openError(f.db, err)
 	}
 	defer st.Close()
+	if st.Created() {
+		logger.Warn("created a new, empty database file: if one should exist, check --db (a wrong path or working directory starts a server without its accounts)", "path", st.Path())
+	}
+	if warnings, err := st.DurabilityWarnings(ctx); err != nil {
+		logger.Warn("could not read the PostgreSQL durability settings", "err", err)
+	} else {
+		for _, w := range warnings {
+			logger.Warn(w)
+		}
+	}
 	if err := logSealStatus(ctx, st, kek, logger); err != nil {
 		return fmt.Errorf("reading the database: %w", err)
 	}

@@ -25,6 +25,16 @@
 // ephemeral transaction begins with SET LOCAL synchronous_commit = off; a
 // durable one keeps the server's synchronous_commit (on by default).
 //
+// Health (SQLite): a new database file is created mode 0600 (its -wal and
+// -shm files get the same mode from SQLite), and Open checks that the file
+// takes a write. A transaction refuses to commit, and Ping fails, with
+// store.ErrUnavailable once the path no longer names the file opened
+// (deleted or replaced: device and inode differ). SQLITE_FULL,
+// SQLITE_READONLY and SQLITE_IOERR are store.ErrUnavailable too, and fail
+// Ping until a write succeeds again (Ping tries one itself every few
+// seconds). On PostgreSQL, DurabilityWarnings reports fsync or
+// synchronous_commit off.
+//
 // Secrets at rest: the secret columns (kA, wrapKb, the SRP verifier, the
 // email code, the token keys, seeds and codes) are sealed under the
 // key-encryption key ring of Options.KEK on every write and opened on every
@@ -43,7 +53,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +95,8 @@ type Store struct {
 	// ephemeral holds the statements of ephemeral transactions: on SQLite
 	// those of the second pool, on PostgreSQL the same cache as queries.
 	ephemeral *stmtCache
+	// created is set when Open created the SQLite file.
+	created bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -100,7 +114,67 @@ type dialect struct {
 	// beginEphemeral, when set, runs first in an ephemeral transaction (a
 	// dialect without it has a pool of its own for them).
 	beginEphemeral string
+	// health is the health of one Store (each Store has its own copy of
+	// the dialect); nil in the package-level dialects.
+	health *health
 }
+
+// health is what a Store knows of its database beyond single errors: on
+// SQLite, whether the file at the path is still the one it opened, and
+// whether the last write failed for want of space, a read-only file or an
+// I/O error. Ping (the heartbeat) fails while either holds.
+type health struct {
+	path string      // the SQLite file; "" on PostgreSQL
+	file os.FileInfo // of path when opened
+	// replaced is set, for good, once path no longer names file: what the
+	// Store writes then goes to an unlinked file and is lost at restart.
+	replaced atomic.Bool
+	// writeFailed holds the error of the last failed write (SQLITE_FULL,
+	// SQLITE_READONLY, SQLITE_IOERR) until a write succeeds.
+	writeFailed atomic.Pointer[error]
+	// lastTry is when a write last failed or Ping last tried one (Unix
+	// ns): Ping tries a write of its own (probeWrite) at most every
+	// probeEvery, so that the heartbeat stays 503 a while after a failure
+	// (a one-page probe may fit where a transaction does not) and still
+	// turns 200 without traffic once the file takes writes again.
+	lastTry    atomic.Int64
+	probeEvery time.Duration
+}
+
+// defaultProbeEvery is health.probeEvery outside tests.
+const defaultProbeEvery = 5 * time.Second
+
+// check returns an error wrapping store.ErrUnavailable when the database
+// file was deleted or replaced since it was opened.
+func (h *health) check() error {
+	if h == nil || h.file == nil {
+		return nil
+	}
+	if !h.replaced.Load() {
+		fi, err := os.Stat(h.path)
+		if err == nil && os.SameFile(fi, h.file) {
+			return nil
+		}
+		h.replaced.Store(true)
+	}
+	return fmt.Errorf("sqlstore: the database file %s was deleted or replaced while the server runs (device and inode no longer match the path): %w; restart the server (what it wrote since is in the unlinked file)", h.path, store.ErrUnavailable)
+}
+
+// failedWrite returns the last failed write's error while no write has
+// succeeded since, else nil.
+func (h *health) failedWrite() error {
+	if h == nil {
+		return nil
+	}
+	if p := h.writeFailed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// errWriteFailed marks the SQLite errors of a file that takes no writes
+// now: a full disk, a read-only file or file system, an I/O error.
+var errWriteFailed = errors.New("the database file takes no writes")
 
 var sqliteDialect = &dialect{
 	name:   migrations.SQLite,
@@ -114,9 +188,14 @@ var sqliteDialect = &dialect{
 				return store.ErrNotFound
 			}
 			// Still locked after busy_timeout (extended codes keep the
-			// primary code in the low byte).
-			if c := e.Code() & 0xff; c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED {
+			// primary code in the low byte); a disk full, a read-only
+			// file or an I/O error: the database cannot serve writes now
+			// (mapErr records those in the Store's health).
+			switch e.Code() & 0xff {
+			case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 				return store.ErrUnavailable
+			case sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR:
+				return errWriteFailed
 			}
 		}
 		return unavailable(err)
@@ -179,6 +258,7 @@ func sqliteDriverDSN(path, sync string) string {
 func connect(ctx context.Context, dsn string, ring *sealing.Ring) (*Store, error) {
 	var d *dialect
 	var driverDSN, ephemeralDSN string // ephemeralDSN: of the ephemeral pool, if any
+	h := &health{probeEvery: defaultProbeEvery}
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
@@ -186,10 +266,21 @@ func connect(ctx context.Context, dsn string, ring *sealing.Ring) (*Store, error
 			return nil, errors.New("sqlstore: sqlite DSN must be sqlite:PATH with a PATH without '?'")
 		}
 		d, driverDSN, ephemeralDSN = sqliteDialect, sqliteDriverDSN(path, "FULL"), sqliteDriverDSN(path, "NORMAL")
+		h.path = path
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		d, driverDSN = postgresDialect, dsn
 	default:
 		return nil, errors.New("sqlstore: unsupported database DSN: want sqlite:PATH or a postgres:// URL")
+	}
+	dc := *d // this Store's, with its health
+	d = &dc
+	d.health = h
+	var created bool
+	if h.path != "" {
+		var err error
+		if h.file, created, err = createSQLiteFile(h.path); err != nil {
+			return nil, err
+		}
 	}
 	db, err := openPool(ctx, d, driverDSN)
 	if err != nil {
@@ -199,7 +290,7 @@ func connect(ctx context.Context, dsn string, ring *sealing.Ring) (*Store, error
 	if ring != nil {
 		seal = newSealer(ring)
 	}
-	s := &Store{queries: queries{stmts: &stmtCache{db: db}, d: d, seal: seal}, db: db}
+	s := &Store{queries: queries{stmts: &stmtCache{db: db}, d: d, seal: seal}, db: db, created: created}
 	s.ephemeral = s.stmts
 	if ephemeralDSN != "" {
 		edb, err := openPool(ctx, d, ephemeralDSN)
@@ -210,6 +301,30 @@ func connect(ctx context.Context, dsn string, ring *sealing.Ring) (*Store, error
 		s.ephemeral = &stmtCache{db: edb}
 	}
 	return s, nil
+}
+
+// createSQLiteFile creates the SQLite file at path with mode 0600 unless it
+// exists (SQLite would create it 0644, and gives the -wal and -shm files
+// the mode of the database file), and returns its FileInfo, the identity
+// health.check compares the path with. A special name (":memory:",
+// "file:" URIs) has no file: nil, false, nil.
+func createSQLiteFile(path string) (fi os.FileInfo, created bool, err error) {
+	if strings.HasPrefix(path, ":") || strings.HasPrefix(path, "file:") {
+		return nil, false, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		created = true
+		fi, err = f.Stat()
+		f.Close()
+	case errors.Is(err, os.ErrExist):
+		fi, err = os.Stat(path)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlstore: database file %s: %w", path, err)
+	}
+	return fi, created, nil
 }
 
 // openPool opens and pings one connection pool.
@@ -244,7 +359,80 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if s.d.health.path != "" {
+		if err := s.probeWrite(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("sqlstore: the database file %s cannot be written: %w", s.d.health.path, err)
+		}
+	}
 	return s, nil
+}
+
+// Created reports whether Open created the SQLite database file.
+func (s *Store) Created() bool { return s.created }
+
+// Path returns the SQLite database file, "" on PostgreSQL.
+func (s *Store) Path() string { return s.d.health.path }
+
+// probeWrite commits a write to the SQLite file that changes nothing (the
+// user_version header field, rewritten with its value; no migration uses
+// it), on the durable pool: it fails as any write would when the file
+// takes no writes. A success clears the health's failed write.
+func (s *Store) probeWrite(ctx context.Context) error {
+	err := func() error {
+		tx, err := s.db.BeginTxx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		var v int64
+		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v)); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return s.fail(ctx, "write probe", err)
+	}
+	s.d.health.writeFailed.Store(nil)
+	return nil
+}
+
+// DurabilityWarnings returns, on PostgreSQL, a warning for each of fsync
+// and synchronous_commit that the server runs with off (a crash may then
+// lose or corrupt what was acknowledged); nil on SQLite.
+func (s *Store) DurabilityWarnings(ctx context.Context) ([]string, error) {
+	if s.d.name != migrations.Postgres {
+		return nil, nil
+	}
+	var warnings []string
+	for _, setting := range []string{"fsync", "synchronous_commit"} {
+		var v string
+		if err := s.db.QueryRowContext(ctx, "SHOW "+setting).Scan(&v); err != nil {
+			return nil, s.fail(ctx, "SHOW "+setting, err)
+		}
+		if w := durabilityWarning(setting, v); w != "" {
+			warnings = append(warnings, w)
+		}
+	}
+	return warnings, nil
+}
+
+// durabilityWarning is the warning for a PostgreSQL setting's value, or "".
+func durabilityWarning(setting, value string) string {
+	if !strings.EqualFold(value, "off") {
+		return ""
+	}
+	switch setting {
+	case "fsync":
+		return "PostgreSQL runs with fsync = off: a crash of its host can corrupt the database and lose acknowledged writes"
+	case "synchronous_commit":
+		return "PostgreSQL runs with synchronous_commit = off: a crash can lose recently acknowledged durable writes (accounts, password changes)"
+	}
+	return ""
 }
 
 func (s *Store) checkSchema(ctx context.Context, migrate bool) error {
@@ -328,10 +516,16 @@ func (s *Store) inTx(ctx context.Context, tq *queries, ephemeral bool, fn func(q
 	if err := ctx.Err(); err != nil {
 		return s.fail(ctx, "commit", err)
 	}
+	if err := s.d.health.check(); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return s.fail(ctx, "commit", err)
 	}
 	committed = true
+	if s.d.health != nil {
+		s.d.health.writeFailed.Store(nil)
+	}
 	return nil
 }
 
@@ -339,7 +533,25 @@ func (s *Store) inTx(ctx context.Context, tq *queries, ephemeral bool, fn func(q
 // database was down answers driver.ErrBadConn once and is discarded, so Ping
 // moves on to the next one until a fresh connection answers or fails to
 // connect.
+//
+// On SQLite Ping also fails, with store.ErrUnavailable, once the database
+// file was deleted or replaced under the Store, and while the last write
+// failed for want of space, a read-only file or an I/O error: it then
+// tries a write itself (probeWrite), which ends that state when it
+// succeeds.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.d.health.check(); err != nil {
+		return err
+	}
+	if h := s.d.health; h.failedWrite() != nil {
+		now := time.Now().UnixNano()
+		if last := h.lastTry.Load(); now-last < int64(h.probeEvery) || !h.lastTry.CompareAndSwap(last, now) {
+			return fmt.Errorf("sqlstore: ping: writes fail: %w", h.failedWrite())
+		}
+		if err := s.probeWrite(ctx); err != nil {
+			return fmt.Errorf("sqlstore: ping: writes fail: %w", err)
+		}
+	}
 	for _, c := range s.caches() {
 		var err error
 		for range c.db.Stats().MaxOpenConnections + 1 {
@@ -404,6 +616,14 @@ func mapErr(ctx context.Context, d *dialect, closed bool, op string, err error) 
 		return fmt.Errorf("sqlstore: %s: %w", op, store.ErrNotFound)
 	}
 	sentinel := d.classify(err)
+	if sentinel == errWriteFailed {
+		sentinel = store.ErrUnavailable
+		if d.health != nil && ctx.Err() == nil {
+			e := fmt.Errorf("sqlstore: %s: %w: %w", op, store.ErrUnavailable, err)
+			d.health.writeFailed.Store(&e)
+			d.health.lastTry.Store(time.Now().UnixNano())
+		}
+	}
 	if sentinel != store.ErrConflict && sentinel != store.ErrNotFound {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			if !errors.Is(err, ctxErr) {
