@@ -96,7 +96,10 @@ func (b *syncBuffer) String() string {
 // clean exit) when the test ends.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "text", "--signing-key", signingKey, "--kek-file", kekFile}, args...)...)
+	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "text", "--signing-key", signingKey, "--kek-file", kekFile,
+		// Shedding is tested in package keyserver; here a loaded CI machine
+		// must not turn a slow request into a 503.
+		"--heavy-wait", "30s", "--heavy-queue", "1000"}, args...)...)
 	cmd.Env = cleanEnv()
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
