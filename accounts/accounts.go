@@ -116,7 +116,10 @@ type Caller struct {
 
 // Hawk is a request whose Hawk MAC verified against Token.
 type Hawk struct {
-	Token     *store.Token
+	Token *store.Token
+	// Account is Token's account as read with it (Service.TokenWithAccount),
+	// or nil: then it is read when needed.
+	Account   *store.Account
 	Timestamp int64 // seconds
 	Nonce     string
 }

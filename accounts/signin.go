@@ -89,7 +89,7 @@ type ProofFunc func() (A, M []byte, err error)
 // R1 and makes the ip known), after the rules were checked again under
 // their lock, so that concurrent guesses never overrun a limit.
 func (s *Service) AuthFinish(ctx context.Context, c Caller, id []byte, proof ProofFunc) ([]byte, error) {
-	tok, err := s.st.Token(ctx, protocol.SRPToken, id)
+	tok, acct, err := s.st.TokenWithAccount(ctx, protocol.SRPToken, id) // one query for both
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrInvalidToken
 	} else if err != nil {
@@ -103,9 +103,7 @@ func (s *Service) AuthFinish(ctx context.Context, c Caller, id []byte, proof Pro
 	)
 	var failure error = ErrInvalidToken
 	if !tok.Expired(s.now()) {
-		if a, failure = s.st.AccountByUID(ctx, tok.UID); errors.Is(failure, store.ErrNotFound) {
-			failure = ErrInvalidToken
-		}
+		a, failure = acct, nil
 	}
 	if failure == nil {
 		req = customsRequest(c, a)

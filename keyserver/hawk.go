@@ -27,7 +27,7 @@ func (s *Server) verifyHawk(w http.ResponseWriter, r *http.Request, typ protocol
 	if !ok {
 		return nil, errInvalidToken()
 	}
-	tok, err := s.accounts.Token(r.Context(), typ, id)
+	tok, acct, err := s.accounts.TokenWithAccount(r.Context(), typ, id)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func (s *Server) verifyHawk(w http.ResponseWriter, r *http.Request, typ protocol
 		w.Header().Set("WWW-Authenticate", hawk.StaleTimestampHeader(tok.AuthKey, now.Unix()))
 		return nil, errInvalidTimestamp(now.Unix())
 	}
-	return &accounts.Hawk{Token: tok, Timestamp: ts, Nonce: h.Nonce}, nil
+	return &accounts.Hawk{Token: tok, Account: acct, Timestamp: ts, Nonce: h.Nonce}, nil
 }
 
 // requestTarget is the request target exactly as received (Hawk resource).

@@ -222,6 +222,10 @@ type Queries interface {
 	// Token returns the token of type typ with this id; ErrNotFound when
 	// there is none of that type (expiry is the caller's to check).
 	Token(ctx context.Context, typ protocol.TokenType, id []byte) (*Token, error)
+	// TokenWithAccount returns the token of type typ with this id and its
+	// account, read together in one statement; ErrNotFound when there is
+	// no such token (expiry is the caller's to check).
+	TokenWithAccount(ctx context.Context, typ protocol.TokenType, id []byte) (*Token, *Account, error)
 	// ConsumeToken atomically deletes and returns the token. Of concurrent
 	// consumers of one token exactly one gets it; the others get ErrNotFound.
 	ConsumeToken(ctx context.Context, typ protocol.TokenType, id []byte) (*Token, error)

@@ -18,19 +18,35 @@ var insertToken = insertSQL("tokens", tokenCols)
 
 // token reads one row of tokenCols with query and opens its secrets.
 func (q *queries) token(ctx context.Context, op, query string, args ...any) (*store.Token, error) {
-	var t store.Token
-	var typ string
-	var created int64
-	var expires sql.NullInt64
-	var code []byte // sealed, or a clear code (UTF-8) of a row from before sealing
-	var kek sql.NullString
-	err := q.row(ctx, query, args...).Scan(&t.ID, &typ, &t.UID, &t.AuthKey, &t.BundleKey, &created, &expires,
-		&t.SRPB, &t.SessionID, &t.Seed, &code, &t.Tries, &kek)
-	if err != nil {
+	var r scannedToken
+	if err := q.row(ctx, query, args...).Scan(r.dest()...); err != nil {
 		return nil, q.fail(ctx, op, err)
 	}
-	t.Type, t.CreatedAt, t.ExpiresAt = protocol.TokenType(typ), fromMS(created), fromNullMS(expires)
-	if err := q.seal.openToken(&t, code, kek); err != nil {
+	return q.openTokenRow(op, &r)
+}
+
+// scannedToken is a row of tokenCols as scanned, its secrets still sealed.
+type scannedToken struct {
+	t       store.Token
+	typ     string
+	created int64
+	expires sql.NullInt64
+	code    []byte // sealed, or a clear code (UTF-8) of a row from before sealing
+	kek     sql.NullString
+}
+
+// dest is the Scan destinations of tokenCols, in order.
+func (r *scannedToken) dest() []any {
+	t := &r.t
+	return []any{&t.ID, &r.typ, &t.UID, &t.AuthKey, &t.BundleKey, &r.created, &r.expires,
+		&t.SRPB, &t.SessionID, &t.Seed, &r.code, &t.Tries, &r.kek}
+}
+
+// openTokenRow converts a scanned row and opens its secrets.
+func (q *queries) openTokenRow(op string, r *scannedToken) (*store.Token, error) {
+	t := r.t
+	t.Type, t.CreatedAt, t.ExpiresAt = protocol.TokenType(r.typ), fromMS(r.created), fromNullMS(r.expires)
+	if err := q.seal.openToken(&t, r.code, r.kek); err != nil {
 		return nil, fmt.Errorf("sqlstore: %s: %w", op, err)
 	}
 	return &t, nil

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AccountUpdates", testAccountUpdates},
 		{"DeleteAccountCascades", testDeleteAccountCascades},
 		{"Tokens", testTokens},
+		{"TokenWithAccount", testTokenWithAccount},
 		{"ConsumeToken", testConsumeToken},
 		{"ConsumeTokenConcurrent", testConsumeTokenConcurrent},
 		{"DeleteSessionCascades", testDeleteSessionCascades},

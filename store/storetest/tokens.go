@@ -216,3 +216,63 @@ func testDecrementTries(t *testing.T, s store.Store) {
 	_, err = s.DecrementTries(ctx, auth.ID)
 	wantErr(t, "DecrementTries(not a forgotPasswordToken)", err, store.ErrNotFound)
 }
+
+// TokenWithAccount reads every type of token with its account, inside a
+// transaction too, in the one type looked up only; the account comes back
+// as AccountByUID has it, with its later changes.
+func testTokenWithAccount(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := mustAccount(t, s, "alice@example.org")
+	b := mustAccount(t, s, "bob@example.org")
+	toks := tokenOfEachType(a.UID)
+	for _, tok := range toks {
+		mustToken(t, s, tok)
+	}
+	bt := mustToken(t, s, newToken(protocol.SessionToken, b.UID))
+	for i, tok := range toks {
+		got, acct, err := s.TokenWithAccount(ctx, tok.Type, tok.ID)
+		if err != nil {
+			t.Fatalf("TokenWithAccount(%s): %v", tok.Type, err)
+		}
+		sameRecord(t, got, tok)
+		sameRecord(t, acct, a)
+		other := toks[(i+1)%len(toks)].Type
+		_, _, err = s.TokenWithAccount(ctx, other, tok.ID)
+		wantErr(t, "TokenWithAccount("+string(other)+", id of a "+string(tok.Type)+")", err, store.ErrNotFound)
+	}
+	_, acct, err := s.TokenWithAccount(ctx, protocol.SessionToken, bt.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecord(t, acct, b)
+	_, _, err = s.TokenWithAccount(ctx, protocol.SessionToken, rnd(32))
+	wantErr(t, "TokenWithAccount(unknown)", err, store.ErrNotFound)
+
+	if err := s.SetDisabled(ctx, a.UID, true); err != nil {
+		t.Fatal(err)
+	}
+	err = s.WithTx(ctx, func(q store.Queries) error {
+		got, acct, err := q.TokenWithAccount(ctx, toks[2].Type, toks[2].ID)
+		if err != nil {
+			return err
+		}
+		sameRecord(t, got, toks[2])
+		want, err := q.AccountByUID(ctx, a.UID)
+		if err != nil {
+			return err
+		}
+		if !want.Disabled {
+			t.Error("AccountByUID: not disabled")
+		}
+		sameRecord(t, acct, want)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("WithTx: %v", err)
+	}
+	if err := s.DeleteAccount(ctx, a.UID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.TokenWithAccount(ctx, toks[2].Type, toks[2].ID)
+	wantErr(t, "TokenWithAccount(token of a deleted account)", err, store.ErrNotFound)
+}
