@@ -137,6 +137,12 @@ func (c *Client) AuthFinish(ctx context.Context, ch *AuthChallenge, password str
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
+	return c.finish(ctx, ch, A, M1, K, unwrapBKey)
+}
+
+// finish sends the proof (A, M1) of challenge ch to /v1/auth/finish and
+// opens the authToken seed sealed under K.
+func (c *Client) finish(ctx context.Context, ch *AuthChallenge, A, M1, K, unwrapBKey []byte) (*Auth, error) {
 	var resp struct {
 		Bundle string `json:"bundle"`
 	}

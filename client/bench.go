@@ -167,18 +167,7 @@ func (c *Client) AuthFinishWith(ctx context.Context, ch *AuthChallenge, p *Prove
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
-	var resp struct {
-		Bundle string `json:"bundle"`
-	}
-	req := map[string]string{"srpToken": ch.SRPToken, "A": hex.EncodeToString(A), "M": hex.EncodeToString(M1)}
-	if err := c.Do(ctx, http.MethodPost, "/v1/auth/finish", req, nil, &resp); err != nil {
-		return nil, err
-	}
-	seed, err := openBundle(K, keywrap.ContextAuthFinish, resp.Bundle, keywrap.TokenSize)
-	if err != nil {
-		return nil, err
-	}
-	return &Auth{Email: ch.Email, AuthToken: seed, UnwrapBKey: p.UnwrapBKey()}, nil
+	return c.finish(ctx, ch, A, M1, K, p.UnwrapBKey())
 }
 
 // CreateTestAccount creates an account (spec 6.3) whose srpPw and
