@@ -13,6 +13,7 @@ import (
 type AccountRecord struct {
 	*store.Account
 	Sessions, Devices int
+	HasRecoveryKey    bool // docs/recovery-key.md, R1.7
 }
 
 // AdminAccount returns the account uid with its counts; 102 when none.
@@ -59,7 +60,11 @@ func (s *Service) record(ctx context.Context, a *store.Account) (*AccountRecord,
 	if err != nil {
 		return nil, err
 	}
-	return &AccountRecord{Account: a, Sessions: sessions, Devices: len(ds)}, nil
+	_, err = s.st.RecoveryKey(ctx, a.UID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	return &AccountRecord{Account: a, Sessions: sessions, Devices: len(ds), HasRecoveryKey: err == nil}, nil
 }
 
 // AdminDevices lists the devices of account uid.

@@ -16,6 +16,9 @@ type event struct {
 	session  []byte // the sessionToken id; only its first 8 bytes are kept
 	errno    int    // 0 on success
 	actor    string // default user
+	// details is the JSON object of a success, "{}" when empty; a failure
+	// has {"errno": errno}.
+	details string
 }
 
 // audit appends e for the caller through q, which is the transaction of the
@@ -28,6 +31,9 @@ func (s *Service) audit(ctx context.Context, q store.Queries, c Caller, e event)
 	ev := &store.Event{
 		ID: id, Time: s.now(), Actor: store.ActorUser, Action: e.action, Outcome: store.OutcomeSuccess,
 		UID: e.uid, DeviceID: e.deviceID, Details: "{}", IP: c.IP,
+	}
+	if e.details != "" {
+		ev.Details = e.details
 	}
 	if e.actor != "" {
 		ev.Actor = e.actor

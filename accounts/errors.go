@@ -67,6 +67,8 @@ var (
 	ErrDisabled           = &Error{Errno: protocol.ErrnoAccountDisabled}
 	ErrTooManyRequests    = &Error{Errno: protocol.ErrnoTooManyRequests}
 	ErrRequestBlocked     = &Error{Errno: protocol.ErrnoRequestBlocked, VerificationMethod: "email"}
+	ErrInvalidRecoveryKey = &Error{Errno: protocol.ErrnoInvalidRecoveryKey}
+	ErrNoRecoveryKey      = &Error{Errno: protocol.ErrnoNoRecoveryKey}
 	// ErrMailNotSent: a message that the operation needs delivered could
 	// not be handed over (spec C5): 503.
 	ErrMailNotSent = &Error{Errno: protocol.ErrnoServiceUnavailable}

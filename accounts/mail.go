@@ -104,6 +104,22 @@ func passwordChangedMail(email string) *Message {
 	}.message()
 }
 
+// recoveryKeyMail is the notification that a recovery key was made
+// (created) or deleted (docs/recovery-key.md, R1.4).
+func recoveryKeyMail(email string, created bool) *Message {
+	c := mailContent{
+		to:      email,
+		subject: "A recovery key was made for your keyserver account",
+		intro:   "A recovery key was made for the keyserver account %s. With it and your email you can reset a forgotten password without losing your encrypted data. Keep it somewhere safe.",
+		notYou:  "If this was not you, someone has access to your account: change your password at once and check your devices.",
+	}
+	if !created {
+		c.subject = "The recovery key of your keyserver account was deleted"
+		c.intro = "The recovery key of the keyserver account %s was deleted. If you forget your password, a reset will now lose your encrypted data, until you make a new recovery key."
+	}
+	return c.message()
+}
+
 // mailContent is what every message says: what happened to the account
 // (intro, with %s for its email), a link to open or a code to enter, and
 // what to do if it was not the user.

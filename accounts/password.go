@@ -52,6 +52,10 @@ type NewPassword struct {
 	Stretching store.Stretching
 	// Bundle is wrapKb || verifier sealed under the accountResetToken.
 	Bundle []byte
+	// KeepRecoveryKey: the client re-wrapped the kB it holds, so the
+	// account's recovery key still opens to it (docs/recovery-key.md,
+	// R1.6). Otherwise the reset deletes the recovery key.
+	KeepRecoveryKey bool
 }
 
 // Reset sets new credentials with the caller's accountResetToken (spec
@@ -100,6 +104,11 @@ func (s *Service) Reset(ctx context.Context, c Caller, n NewPassword) error {
 		}
 		if err := q.DeleteAccountTokens(ctx, a.UID); err != nil {
 			return err
+		}
+		if !n.KeepRecoveryKey {
+			if err := s.dropRecoveryKeyAtReset(ctx, q, c, a.UID); err != nil {
+				return err
+			}
 		}
 		return s.audit(ctx, q, c, event{action: "account.reset", uid: a.UID})
 	})

@@ -90,7 +90,7 @@ func adminRecordOut(rec *accounts.AccountRecord) *protocol.AdminAccount {
 	return &protocol.AdminAccount{
 		UID: hexString(a.UID), Email: hexString([]byte(a.Email)), Verified: a.Verified, Disabled: a.Disabled,
 		CreatedAt: a.CreatedAt.UnixMilli(), Generation: a.Generation.UnixMilli(),
-		SessionCount: rec.Sessions, DeviceCount: rec.Devices,
+		SessionCount: rec.Sessions, DeviceCount: rec.Devices, HasRecoveryKey: rec.HasRecoveryKey,
 	}
 }
 

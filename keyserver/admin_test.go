@@ -153,14 +153,15 @@ func TestAdminAccounts(t *testing.T) {
 	if a := accts[0]; !a.Verified || a.Disabled || a.SessionCount != 2 || a.DeviceCount != 1 || a.CreatedAt == 0 || a.Generation == 0 {
 		t.Fatalf("record %+v", a)
 	}
-	// Exactly the members of spec 10.2: no keys, verifier or codes.
+	// Exactly the members of spec 10.2 and hasRecoveryKey (docs/recovery-key.md):
+	// no keys, verifier, codes or recovery data.
 	status, body := f.adminRaw(t, "GET", "/admin/v1/accounts/"+uid, "", auth)
 	var keys []string
 	for k := range body {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	if status != 200 || strings.Join(keys, ",") != "createdAt,deviceCount,disabled,email,generation,sessionCount,uid,verified" {
+	if status != 200 || strings.Join(keys, ",") != "createdAt,deviceCount,disabled,email,generation,hasRecoveryKey,sessionCount,uid,verified" {
 		t.Fatalf("record members: %d %v", status, keys)
 	}
 	if none, err := f.admin.AccountsByEmail(ctx, "nobody@example.org"); err != nil || len(none) != 0 {

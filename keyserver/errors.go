@@ -41,6 +41,8 @@ var statuses = map[protocol.Errno]int{
 	protocol.ErrnoRequestBlocked:     400,
 	protocol.ErrnoInvalidAssertion:   400,
 	protocol.ErrnoAccountDisabled:    400,
+	protocol.ErrnoInvalidRecoveryKey: 400,
+	protocol.ErrnoNoRecoveryKey:      400,
 	protocol.ErrnoServiceUnavailable: 503,
 }
 

@@ -113,6 +113,20 @@ func (q crashQueries) DeleteDevices(ctx context.Context, uid []byte) error {
 	return q.Queries.DeleteDevices(ctx, uid)
 }
 
+func (q crashQueries) PutRecoveryKey(ctx context.Context, k *store.RecoveryKey) (bool, error) {
+	if err := q.s.write(); err != nil {
+		return false, err
+	}
+	return q.Queries.PutRecoveryKey(ctx, k)
+}
+
+func (q crashQueries) DeleteRecoveryKey(ctx context.Context, uid []byte) error {
+	if err := q.s.write(); err != nil {
+		return err
+	}
+	return q.Queries.DeleteRecoveryKey(ctx, uid)
+}
+
 func (q crashQueries) AppendEvent(ctx context.Context, e *store.Event) error {
 	if err := q.s.write(); err != nil {
 		return err

@@ -42,6 +42,10 @@ func (s *Server) routes() http.Handler {
 	r.Handle("/v1/recovery_email/verify_code", s.open(s.recoveryEmailVerifyCode)).Methods(post)
 	r.Handle("/v1/verify_email", s.open(s.verifyEmailLink)).Methods(get)
 	r.Handle("/v1/get_random_bytes", s.open(s.getRandomBytes)).Methods(post)
+	r.Handle("/v1/recoveryKey", s.hawkAuth(protocol.SessionToken, s.recoveryKeyCreate)).Methods(post) // recoverykey.go
+	r.Handle("/v1/recoveryKey", s.hawkAuth(protocol.SessionToken, s.recoveryKeyStatus)).Methods(get)
+	r.Handle("/v1/recoveryKey/destroy", s.hawkAuth(protocol.SessionToken, s.recoveryKeyDestroy)).Methods(post)
+	r.Handle("/v1/recoveryKey/data", s.hawkAuth(protocol.AccountResetToken, s.recoveryKeyData)).Methods(post)
 	r.Handle("/v1/certificate/sign", heavy(s.hawkAuth(protocol.SessionToken, s.certificateSign))).Methods(post)
 	r.Handle("/.well-known/browserid", s.open(s.wellKnownBrowserID)).Methods(get)
 	r.Handle("/.well-known/jwks.json", s.open(s.wellKnownJWKS)).Methods(get)

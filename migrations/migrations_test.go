@@ -90,7 +90,7 @@ func TestApply(t *testing.T) {
 			if cur, l, err := Status(ctx, db, o.dialect); err != nil || cur != latest || l != latest {
 				t.Fatalf("Status(migrated) = %d, %d, %v; want %d, %d", cur, l, err, latest, latest)
 			}
-			for _, table := range []string{"accounts", "tokens", "devices", "hawk_nonces", "assertion_hashes", "audit_events"} {
+			for _, table := range []string{"accounts", "tokens", "devices", "hawk_nonces", "assertion_hashes", "audit_events", "recovery_keys"} {
 				var n int
 				if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil {
 					t.Errorf("table %s: %v", table, err)

@@ -27,6 +27,9 @@ const (
 	ErrnoRequestBlocked     Errno = 125
 	ErrnoInvalidAssertion   Errno = 126
 	ErrnoAccountDisabled    Errno = 127
+	// 128 and 129 are the recovery-key extension (docs/recovery-key.md, R1.3).
+	ErrnoInvalidRecoveryKey Errno = 128
+	ErrnoNoRecoveryKey      Errno = 129
 	ErrnoServiceUnavailable Errno = 201
 	ErrnoUnspecified        Errno = 999
 )
@@ -56,6 +59,8 @@ var Messages = map[Errno]string{
 	ErrnoRequestBlocked:     "The request was blocked for security reasons",
 	ErrnoInvalidAssertion:   "Invalid email assertion",
 	ErrnoAccountDisabled:    "Account disabled",
+	ErrnoInvalidRecoveryKey: "Invalid recovery key",
+	ErrnoNoRecoveryKey:      "No recovery key",
 	ErrnoServiceUnavailable: "Service unavailable",
 	ErrnoUnspecified:        "Unspecified error",
 }

@@ -80,6 +80,24 @@ type AdminAccount struct {
 	Generation   int64  `json:"generation"`
 	SessionCount int    `json:"sessionCount"`
 	DeviceCount  int    `json:"deviceCount"`
+	// HasRecoveryKey: the account has a recovery key (docs/recovery-key.md,
+	// R1.7); never its id or data.
+	HasRecoveryKey bool `json:"hasRecoveryKey"`
+}
+
+// RecoveryKeyStatus is the response of GET /v1/recoveryKey
+// (docs/recovery-key.md, R1.4); CreatedAt (ms) is 0 and absent when there
+// is none.
+type RecoveryKeyStatus struct {
+	Exists    bool  `json:"exists"`
+	CreatedAt int64 `json:"createdAt,omitempty"`
+}
+
+// RecoveryKeyData is the response of POST /v1/recoveryKey/data: the
+// account's uid (hex32) and its recoveryData (hex120).
+type RecoveryKeyData struct {
+	UID          string `json:"uid"`
+	RecoveryData string `json:"recoveryData"`
 }
 
 // EmailString returns the email as text: Email decoded from hex, or Email

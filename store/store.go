@@ -162,6 +162,16 @@ type Device struct {
 	LastAccessAt  time.Time
 }
 
+// RecoveryKey is an account's recovery key as the server keeps it
+// (docs/recovery-key.md, R1.8): what the client derived from the key, never
+// the key itself. ID and Data are secret columns.
+type RecoveryKey struct {
+	UID       []byte
+	ID        []byte // recoveryKeyId, 16 bytes
+	Data      []byte // recoveryData, 60 bytes: nonce || AES-GCM(kB)
+	CreatedAt time.Time
+}
+
 // Actors of audit events (spec 10.4).
 const (
 	ActorUser   = "user"
@@ -264,6 +274,17 @@ type Queries interface {
 	// UseAssertion records the hash of a recovery assertion until expires;
 	// ErrConflict when it is already recorded.
 	UseAssertion(ctx context.Context, hash []byte, expires time.Time) error
+
+	// PutRecoveryKey stores k as its account's recovery key, replacing the
+	// one it had, and reports whether there was one. ErrNotFound when the
+	// account does not exist.
+	PutRecoveryKey(ctx context.Context, k *RecoveryKey) (replaced bool, err error)
+	// RecoveryKey returns the account's recovery key; ErrNotFound when it
+	// has none.
+	RecoveryKey(ctx context.Context, uid []byte) (*RecoveryKey, error)
+	// DeleteRecoveryKey deletes the account's recovery key; ErrNotFound
+	// when it had none. DeleteAccount deletes it too.
+	DeleteRecoveryKey(ctx context.Context, uid []byte) error
 
 	AppendEvent(ctx context.Context, e *Event) error
 	Events(ctx context.Context, q EventQuery) ([]Event, error)

@@ -241,6 +241,7 @@ func adminAccountShow(ctx context.Context, a *client.Admin, _ *adminOptions, arg
 		{"password set", msTime(acct.Generation)},
 		{"sessions", strconv.Itoa(acct.SessionCount)},
 		{"devices", strconv.Itoa(acct.DeviceCount)},
+		{"recovery key", strconv.FormatBool(acct.HasRecoveryKey)},
 	})
 }
 

@@ -30,19 +30,23 @@ import (
 //	tokens.seed            uid || token_id  (NULL stays NULL)
 //	tokens.code            uid || token_id  (the UTF-8 code; NULL stays NULL)
 //	unblock_codes.code     uid || id        (the UTF-8 code)
+//	recovery_keys.key_id   uid              (the recoveryKeyId)
+//	recovery_keys.data     uid              (the recoveryData)
 //
 // The column string of the binding is "table.column" as above. Salts, the
 // public value B, ids and emails stay in clear: they are searched, or
-// public.
+// public. A recoveryKeyId is no such id: it proves the recovery key
+// (R1.4) and is never searched (rows are found by uid).
 //
-// Each row of accounts, tokens and unblock_codes records its format in
-// kek_id (migration 0004): the id of the key-encryption key that sealed
-// every secret column of the row, or NULL for a row written before sealing,
-// whose secrets are all in clear and are read as they are. Every write
-// seals every secret column of the row under the current key
+// Each row of accounts, tokens, unblock_codes and recovery_keys records its
+// format in kek_id (migrations 0004 and 0005): the id of the key-encryption
+// key that sealed every secret column of the row, or NULL for a row written
+// before sealing, whose secrets are all in clear and are read as they are.
+// Every write seals every secret column of the row under the current key
 // (SetCredentials re-seals kA and the email code with the new verifier and
-// wrapKb), so a row is never half sealed and kek_id is exact: Reseal finds
-// the rows left to do by it, and SealStatus counts them.
+// wrapKb; PutRecoveryKey writes both columns), so a row is never half sealed
+// and kek_id is exact: Reseal finds the rows left to do by it, and
+// SealStatus counts them.
 
 // Column names of the row bindings.
 const (
@@ -56,6 +60,9 @@ const (
 	colCode      = "tokens.code"
 	// colUnblockCode is the code of an unblock code (customs.go).
 	colUnblockCode = "unblock_codes.code"
+	// The recoveryKeyId and recoveryData of a recovery key (recoverykeys.go).
+	colRecoveryKeyID   = "recovery_keys.key_id"
+	colRecoveryKeyData = "recovery_keys.data"
 )
 
 // UnsealError reports a sealed secret that does not open with the Store's
@@ -224,10 +231,33 @@ func (s *sealer) openToken(t *store.Token, code []byte, kek sql.NullString) erro
 	return nil
 }
 
+// sealRecoveryKey returns the sealed key_id and data of k.
+func (s *sealer) sealRecoveryKey(k *store.RecoveryKey) (id, data []byte, err error) {
+	if id, err = s.seal(k.ID, k.UID, colRecoveryKeyID); err != nil {
+		return nil, nil, err
+	}
+	if data, err = s.seal(k.Data, k.UID, colRecoveryKeyData); err != nil {
+		return nil, nil, err
+	}
+	return id, data, nil
+}
+
+// openRecoveryKey opens the secret columns of k, read from a row whose
+// kek_id is kek.
+func (s *sealer) openRecoveryKey(k *store.RecoveryKey, kek sql.NullString) error {
+	if !kek.Valid {
+		return nil
+	}
+	if err := s.open(&k.ID, k.UID, k.UID, colRecoveryKeyID); err != nil {
+		return err
+	}
+	return s.open(&k.Data, k.UID, k.UID, colRecoveryKeyData)
+}
+
 // KEKCount is how many rows of a table have their secrets sealed under one
 // key-encryption key.
 type KEKCount struct {
-	Table string // "accounts", "tokens" or "unblock_codes"
+	Table string // "accounts", "tokens", "unblock_codes" or "recovery_keys"
 	// KEKID is the key's id (sealing.KeyID), "" for rows from before
 	// sealing, whose secrets are in clear.
 	KEKID string
@@ -236,7 +266,7 @@ type KEKCount struct {
 
 // sealedTables are the tables with secret columns, in the order Reseal
 // and SealStatus visit them.
-var sealedTables = []string{"accounts", "tokens", "unblock_codes"}
+var sealedTables = []string{"accounts", "tokens", "unblock_codes", "recovery_keys"}
 
 // SealStatus counts the rows of each table with secret columns by the key
 // that sealed them (KEKID "" for rows in clear), ordered by table, then
@@ -313,9 +343,10 @@ type ResealProgress struct {
 // first only takes the rows that changed under the one before.
 const maxSweeps = 5
 
-// Reseal seals every row of accounts, tokens and unblock_codes whose secrets are not under
-// the ring's current key: rows in clear from before sealing are sealed,
-// rows of retired keys are opened and sealed again. It works in
+// Reseal seals every row of accounts, tokens, unblock_codes and
+// recovery_keys whose secrets are not under the ring's current key: rows in
+// clear from before sealing are sealed, rows of retired keys are opened and
+// sealed again. It works in
 // transactions of opts.Batch rows in primary-key order, so the server keeps
 // serving meanwhile (with a ring that opens both keys, every row stays
 // readable throughout), and it can be stopped at any time and run again: the
@@ -329,7 +360,7 @@ func (s *Store) Reseal(ctx context.Context, opts ResealOptions) ([]ResealProgres
 	}
 	var out []ResealProgress
 	var failures []error
-	for _, t := range []*resealTable{accountsReseal, tokensReseal, unblockCodesReseal} {
+	for _, t := range resealTables {
 		p := ResealProgress{Table: t.table}
 		if err := s.countLeft(ctx, t.table, &p.Todo); err != nil {
 			return out, err
@@ -495,6 +526,34 @@ var unblockCodesReseal = &resealTable{
 		return id, uid, []any{v, s.id, id, kek}, nil
 	},
 }
+
+var recoveryKeysReseal = &resealTable{
+	table: "recovery_keys",
+	selectSQL: `SELECT uid, kek_id, key_id, data FROM recovery_keys
+		WHERE (kek_id IS NULL OR kek_id <> ?) AND uid > ? ORDER BY uid LIMIT ?`,
+	// PutRecoveryKey rewrites data with a fresh nonce.
+	updateSQL: `UPDATE recovery_keys SET key_id = ?, data = ?, kek_id = ?
+		WHERE uid = ? AND kek_id IS NOT DISTINCT FROM ? AND data = ?`,
+	reseal: func(s *sealer, r scanner) ([]byte, []byte, []any, error) {
+		var uid, id, data []byte
+		var kek sql.NullString
+		if err := r.Scan(&uid, &kek, &id, &data); err != nil {
+			return nil, nil, nil, err
+		}
+		sealedID, err := s.resealValue(id, kek, uid, uid, colRecoveryKeyID)
+		if err != nil {
+			return uid, uid, nil, err
+		}
+		sealedData, err := s.resealValue(data, kek, uid, uid, colRecoveryKeyData)
+		if err != nil {
+			return uid, uid, nil, err
+		}
+		return uid, uid, []any{sealedID, sealedData, s.id, uid, kek, data}, nil
+	},
+}
+
+// resealTables are the tables Reseal visits, in the order of sealedTables.
+var resealTables = []*resealTable{accountsReseal, tokensReseal, unblockCodesReseal, recoveryKeysReseal}
 
 // resealBatch re-seals up to limit rows of t after the primary key after,
 // in one durable transaction. It returns the number of rows read and the

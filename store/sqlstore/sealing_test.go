@@ -164,6 +164,44 @@ func insertLegacyUnblockCode(t *testing.T, db *sqlx.DB, codeBytes bool, c *store
 	}
 }
 
+// insertLegacyRecoveryKey writes a recovery key in clear, kek_id NULL: the
+// format a row in clear would have.
+func insertLegacyRecoveryKey(t *testing.T, db *sqlx.DB, k *store.RecoveryKey) {
+	t.Helper()
+	_, err := db.ExecContext(t.Context(), db.Rebind("INSERT INTO recovery_keys (uid, key_id, data, created_at) VALUES (?, ?, ?, ?)"),
+		k.UID, k.ID, k.Data, ms(k.CreatedAt))
+	if err != nil {
+		t.Fatalf("legacy recovery key: %v", err)
+	}
+}
+
+func testRecoveryKey(uid []byte) *store.RecoveryKey {
+	return &store.RecoveryKey{UID: uid, ID: rnd(16), Data: rnd(60), CreatedAt: time.UnixMilli(1715000000321).UTC()}
+}
+
+// recoveryKeySecrets lists the secret values of recovery keys.
+func recoveryKeySecrets(ks ...*store.RecoveryKey) [][]byte {
+	var out [][]byte
+	for _, k := range ks {
+		out = append(out, k.ID, k.Data)
+	}
+	return out
+}
+
+// mustReadRecoveryKeys checks that s opens each recovery key as written.
+func mustReadRecoveryKeys(t *testing.T, what string, s *Store, ks ...*store.RecoveryKey) {
+	t.Helper()
+	for _, k := range ks {
+		got, err := s.RecoveryKey(t.Context(), k.UID)
+		if err != nil {
+			t.Fatalf("%s: RecoveryKey: %v", what, err)
+		}
+		if !bytes.Equal(got.ID, k.ID) || !bytes.Equal(got.Data, k.Data) || !got.CreatedAt.Equal(k.CreatedAt) {
+			t.Errorf("%s: recovery key of %x read back differently", what, k.UID)
+		}
+	}
+}
+
 func testUnblockCode(uid []byte) *store.UnblockCode {
 	return &store.UnblockCode{ID: rnd(16), UID: uid, Code: fmt.Sprintf("%08d", 10000000+int(rnd(1)[0])*12345),
 		CreatedAt: time.UnixMilli(1715000000789).UTC(), ExpiresAt: time.UnixMilli(4102444800000).UTC()}
@@ -201,14 +239,14 @@ func secretsOf(as []*store.Account, toks []*store.Token) [][]byte {
 	return out
 }
 
-// inClear reports how many of secrets the raw accounts and tokens tables
+// inClear reports how many of secrets the raw tables with secret columns
 // hold as they are.
 func inClear(t *testing.T, db *sqlx.DB, secrets [][]byte) int {
 	t.Helper()
 	var cells [][]byte
 	for _, q := range []string{"SELECT ka, wrap_kb, srp_verifier, email_code FROM accounts",
 		"SELECT auth_key, bundle_key, COALESCE(seed, auth_key), COALESCE(code, auth_key) FROM tokens",
-		"SELECT code FROM unblock_codes"} {
+		"SELECT code FROM unblock_codes", "SELECT key_id, data FROM recovery_keys"} {
 		rows, err := db.QueryContext(t.Context(), q)
 		if err != nil {
 			t.Fatal(err)
@@ -323,19 +361,32 @@ func TestLegacyRowsAndRotation(t *testing.T) {
 				t.Helper()
 				mustReadCodes(t, what, s, legacy.UID, legacyCode, sealedCode)
 			}
+			legacyKey, sealedKey := testRecoveryKey(legacy.UID), testRecoveryKey(sealed.UID)
+			insertLegacyRecoveryKey(t, raw, legacyKey)
+			if _, err := s1.PutRecoveryKey(ctx, sealedKey); err != nil {
+				t.Fatal(err)
+			}
+			readKeys := func(what string, s *Store) {
+				t.Helper()
+				mustReadRecoveryKeys(t, what, s, legacyKey, sealedKey)
+			}
 
 			all := []*store.Account{legacy, legacy2, sealed}
 			allToks := slices.Concat(legacyToks, sealedToks)
 			mustRead(t, "before seal-existing", s1, all, allToks)
 			readCodes("before seal-existing", s1)
+			readKeys("before seal-existing", s1)
 			id1 := ring1.KeyID()
 			want := []string{"accounts clear 1", "accounts " + id1 + " 2", "tokens clear 6", "tokens " + id1 + " 6",
-				"unblock_codes clear 1", "unblock_codes " + id1 + " 1"}
+				"unblock_codes clear 1", "unblock_codes " + id1 + " 1", "recovery_keys clear 1", "recovery_keys " + id1 + " 1"}
 			if got := status(t, s1); !slices.Equal(got, want) {
 				t.Errorf("status %q, want %q", got, want)
 			}
 			if n := inClear(t, raw, secretsOf([]*store.Account{legacy}, legacyToks)); n != 4+6*2+1 {
 				t.Errorf("%d legacy secrets in clear, want all %d", n, 4+6*2+1)
+			}
+			if n := inClear(t, raw, recoveryKeySecrets(legacyKey, sealedKey)); n != 2 {
+				t.Errorf("%d recovery key secrets in clear, want the legacy key's 2", n)
 			}
 
 			// seal-existing: Reseal with the one key.
@@ -345,11 +396,11 @@ func TestLegacyRowsAndRotation(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantRes := []ResealProgress{{Table: "accounts", Todo: 1, Resealed: 1}, {Table: "tokens", Todo: 6, Resealed: 6},
-				{Table: "unblock_codes", Todo: 1, Resealed: 1}}
+				{Table: "unblock_codes", Todo: 1, Resealed: 1}, {Table: "recovery_keys", Todo: 1, Resealed: 1}}
 			if !slices.Equal(res, wantRes) {
 				t.Errorf("Reseal = %+v, want %+v", res, wantRes)
 			}
-			if len(progress) < 5 || progress[len(progress)-1] != wantRes[2] {
+			if len(progress) < 5 || progress[len(progress)-1] != wantRes[3] {
 				t.Errorf("progress %+v", progress)
 			}
 			if n := inClear(t, raw, secretsOf(all, allToks)); n != 0 {
@@ -360,7 +411,11 @@ func TestLegacyRowsAndRotation(t *testing.T) {
 			if n := inClear(t, raw, [][]byte{[]byte(legacyCode.Code), []byte(sealedCode.Code)}); n != 0 {
 				t.Errorf("%d unblock codes in clear after seal-existing", n)
 			}
-			want = []string{"accounts " + id1 + " 3", "tokens " + id1 + " 12", "unblock_codes " + id1 + " 2"}
+			if n := inClear(t, raw, recoveryKeySecrets(legacyKey, sealedKey)); n != 0 {
+				t.Errorf("%d recovery key secrets in clear after seal-existing", n)
+			}
+			readKeys("after seal-existing", s1)
+			want = []string{"accounts " + id1 + " 3", "tokens " + id1 + " 12", "unblock_codes " + id1 + " 2", "recovery_keys " + id1 + " 2"}
 			if got := status(t, s1); !slices.Equal(got, want) {
 				t.Errorf("status %q, want %q", got, want)
 			}
@@ -374,11 +429,12 @@ func TestLegacyRowsAndRotation(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantRes = []ResealProgress{{Table: "accounts", Todo: 3, Resealed: 3}, {Table: "tokens", Todo: 12, Resealed: 12},
-				{Table: "unblock_codes", Todo: 2, Resealed: 2}}
+				{Table: "unblock_codes", Todo: 2, Resealed: 2}, {Table: "recovery_keys", Todo: 2, Resealed: 2}}
 			if !slices.Equal(res, wantRes) {
 				t.Errorf("rotation: Reseal = %+v, want %+v", res, wantRes)
 			}
-			want = []string{"accounts " + ring2.KeyID() + " 3", "tokens " + ring2.KeyID() + " 12", "unblock_codes " + ring2.KeyID() + " 2"}
+			want = []string{"accounts " + ring2.KeyID() + " 3", "tokens " + ring2.KeyID() + " 12", "unblock_codes " + ring2.KeyID() + " 2",
+				"recovery_keys " + ring2.KeyID() + " 2"}
 			if got := status(t, s2); !slices.Equal(got, want) {
 				t.Errorf("status %q, want %q", got, want)
 			}
@@ -389,12 +445,16 @@ func TestLegacyRowsAndRotation(t *testing.T) {
 			alone := mustOpen(t, dsn, Options{KEK: only2})
 			mustRead(t, "new key alone", alone, all, allToks)
 			readCodes("new key alone", alone)
+			readKeys("new key alone", alone)
+			if _, err := s1.RecoveryKey(ctx, sealed.UID); !errors.Is(err, sealing.ErrUnknownKey) {
+				t.Errorf("old key alone after the rotation: RecoveryKey: %v; want ErrUnknownKey", err)
+			}
 			if _, err := s1.AccountByUID(ctx, legacy.UID); !errors.Is(err, sealing.ErrUnknownKey) {
 				t.Errorf("old key alone after the rotation: %v; want ErrUnknownKey", err)
 			}
 			// Done: another run has nothing to do.
 			res, err = s2.Reseal(ctx, ResealOptions{})
-			if err != nil || res[0].Todo+res[1].Todo+res[2].Todo != 0 || res[0].Resealed+res[1].Resealed+res[2].Resealed != 0 {
+			if err != nil || res[0].Todo+res[1].Todo+res[2].Todo+res[3].Todo != 0 || res[0].Resealed+res[1].Resealed+res[2].Resealed+res[3].Resealed != 0 {
 				t.Errorf("Reseal again = %+v, %v; want nothing to do", res, err)
 			}
 		})
@@ -448,6 +508,7 @@ func TestResealConcurrent(t *testing.T) {
 			s1 := mustOpen(t, dsn, Options{Migrate: true, KEK: ring1})
 			const n = 60
 			as := make([]*store.Account, n)
+			keys := make([]*store.RecoveryKey, n) // the latest of each account
 			for i := range as {
 				as[i] = testAccount(fmt.Sprintf("a%d@example.org", i))
 				if err := s1.CreateAccount(ctx, as[i]); err != nil {
@@ -457,6 +518,10 @@ func TestResealConcurrent(t *testing.T) {
 					if err := s1.CreateToken(ctx, tok); err != nil {
 						t.Fatal(err)
 					}
+				}
+				keys[i] = testRecoveryKey(as[i].UID)
+				if _, err := s1.PutRecoveryKey(ctx, keys[i]); err != nil {
+					t.Fatal(err)
 				}
 			}
 			ring2, key2 := newRing(t, key1)
@@ -478,14 +543,18 @@ func TestResealConcurrent(t *testing.T) {
 						k := i % n
 						a := as[k]
 						c := &store.Credentials{SRPType: a.SRPType, SRPVerifier: rnd(256), SRPSalt: rnd(32), Stretching: a.Stretching, WrapKb: rnd(32), Generation: a.Generation}
+						rk := testRecoveryKey(a.UID)
 						mu.Lock() // one writer per account at a time, so that latest is the last write
 						err := server.SetCredentials(ctx, a.UID, c)
 						if err == nil {
 							latest[k] = c
+							if _, err = server.PutRecoveryKey(ctx, rk); err == nil {
+								keys[k] = rk
+							}
 						}
 						mu.Unlock()
 						if err != nil {
-							t.Errorf("SetCredentials during the rotation: %v", err)
+							t.Errorf("SetCredentials or PutRecoveryKey during the rotation: %v", err)
 							return
 						}
 						if _, err := server.AccountByUID(ctx, a.UID); err != nil {
@@ -536,6 +605,7 @@ func TestResealConcurrent(t *testing.T) {
 					t.Errorf("account %d: a write was undone by the rotation", k)
 				}
 			}
+			mustReadRecoveryKeys(t, "new key alone", after, keys...)
 		})
 	}
 }
@@ -629,8 +699,13 @@ func TestSQLiteFilesHoldNoSecret(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	k := testRecoveryKey(a.UID)
+	if _, err := s.PutRecoveryKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
 	secrets := secretsOf([]*store.Account{a}, toks)
 	secrets = append(secrets, []byte(toks[5].Code))
+	secrets = append(secrets, recoveryKeySecrets(k)...)
 	scan := func(when string) {
 		files, _ := filepath.Glob(filepath.Join(dir, "ks.db*"))
 		if len(files) == 0 {
@@ -746,6 +821,44 @@ func TestResealCompareAndSet(t *testing.T) {
 			if n := update(tokensReseal, args); n != 0 {
 				t.Errorf("a stale reseal of a consumed token affected %d rows", n)
 			}
+
+			// A recovery key replaced by a server with the old key, then
+			// with the new one, or deleted.
+			if _, err := s1.PutRecoveryKey(ctx, testRecoveryKey(a.UID)); err != nil {
+				t.Fatal(err)
+			}
+			args = stale(recoveryKeysReseal, a.UID)
+			for _, s := range []*Store{s1, s2} {
+				k := testRecoveryKey(a.UID)
+				if _, err := s.PutRecoveryKey(ctx, k); err != nil {
+					t.Fatal(err)
+				}
+				if n := update(recoveryKeysReseal, args); n != 0 {
+					t.Errorf("a stale reseal overwrote a replaced recovery key")
+				}
+				mustReadRecoveryKeys(t, "after the stale reseal", s2, k)
+				if s == s1 {
+					args = stale(recoveryKeysReseal, a.UID)
+				}
+			}
+			if _, err := s1.PutRecoveryKey(ctx, testRecoveryKey(b.UID)); err != nil {
+				t.Fatal(err)
+			}
+			args = stale(recoveryKeysReseal, b.UID)
+			if err := s1.DeleteRecoveryKey(ctx, b.UID); err != nil {
+				t.Fatal(err)
+			}
+			if n := update(recoveryKeysReseal, args); n != 0 {
+				t.Errorf("a stale reseal of a deleted recovery key affected %d rows", n)
+			}
+			k := testRecoveryKey(b.UID)
+			if _, err := s1.PutRecoveryKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+			if n := update(recoveryKeysReseal, stale(recoveryKeysReseal, b.UID)); n != 1 {
+				t.Errorf("a fresh reseal of a recovery key affected %d rows", n)
+			}
+			mustReadRecoveryKeys(t, "after a fresh reseal", s2, k)
 		})
 	}
 }

@@ -36,13 +36,14 @@
 // synchronous_commit off.
 //
 // Secrets at rest: the secret columns (kA, wrapKb, the SRP verifier, the
-// email code, the token keys, seeds and codes) are sealed under the
-// key-encryption key ring of Options.KEK on every write and opened on every
-// read (see sealing.go for the columns, their row bindings and the kek_id
-// format marker of migration 0004); callers only ever see clear values. A
-// value that does not open is an *UnsealError, none of the store sentinels.
-// Reseal moves every row to the ring's current key (keyserver kek rotate)
-// and seals the rows in clear from before sealing.
+// email code, the token keys, seeds and codes, the recovery keys' ids and
+// data) are sealed under the key-encryption key ring of Options.KEK on every
+// write and opened on every read (see sealing.go for the columns, their row
+// bindings and the kek_id format marker of migrations 0004 and 0005);
+// callers only ever see clear values. A value that does not open is an
+// *UnsealError, none of the store sentinels. Reseal moves every row to the
+// ring's current key (keyserver kek rotate) and seals the rows in clear from
+// before sealing.
 package sqlstore
 
 import (

@@ -23,7 +23,7 @@ import (
 // implementation beyond a Store: databases it can open again with other key
 // rings, and a plain connection that reads and writes them behind the
 // store's back. The suite reads and writes the tables of the migrations
-// (accounts, tokens) through that connection.
+// (accounts, tokens, unblock_codes, recovery_keys) through that connection.
 type SealingHarness struct {
 	// NewDatabase creates a fresh, empty database and returns its name,
 	// which Open and Raw take.
@@ -40,8 +40,8 @@ type SealingHarness struct {
 }
 
 // RunSealing runs the sealing suite (issue 13: secrets at rest): no secret
-// of an account, token or unblock code appears in any column of any table, raw, in hex
-// or in base64; a sealed value moved to another row or column fails to
+// of an account, token, unblock code or recovery key appears in any column
+// of any table, raw, in hex or in base64; a sealed value moved to another row or column fails to
 // open with an error that is no sentinel and names the table, the column
 // and the uid; a store opened with the wrong key-encryption key fails every
 // read of a sealed column; a ring with the old key retired opens the old
@@ -314,6 +314,13 @@ func testNoSecretInClear(t *testing.T, h SealingHarness) {
 		sameRecord(t, &cs[0], uc)
 		secrets = append(secrets, secret{"unblock code", []byte(uc.Code)})
 		controls = append(controls, secret{"unblock code id", uc.ID})
+		// A recovery key, then its replacement: neither is found.
+		for i, replaced := range []bool{false, true} {
+			rk := mustRecoveryKey(t, s, newRecoveryKey(a.UID), replaced)
+			wantRecoveryKey(t, "recovery key", s, a.UID, rk)
+			n := strconv.Itoa(i)
+			secrets = append(secrets, secret{"recovery key id " + n, rk.ID}, secret{"recovery key data " + n, rk.Data})
+		}
 	}
 	// A sign-in of alice: the srpToken is consumed, an authToken made.
 	a, err := s.AccountByEmail(ctx, "alice@example.org")
@@ -473,6 +480,33 @@ func testMovedValue(t *testing.T, h SealingHarness) {
 	_, err = s.UnblockCodes(ctx, erin.UID, t0)
 	nonSentinel(t, "alice's unblock code in erin's row", err, "unblock_codes", "code", erin.UID, v, []byte(uc.Code))
 
+	// Recovery keys: bound to the account and the column.
+	aliceKey := mustRecoveryKey(t, s, newRecoveryKey(alice.UID), false)
+	for _, col := range []string{"key_id", "data"} {
+		frank := mustAccount(t, s, "frank-"+col+"@example.org")
+		franks := mustRecoveryKey(t, s, newRecoveryKey(frank.UID), false)
+		v := read("SELECT "+col+" FROM recovery_keys WHERE uid = ?", alice.UID)
+		orig := read("SELECT "+col+" FROM recovery_keys WHERE uid = ?", frank.UID)
+		write("UPDATE recovery_keys SET "+col+" = ? WHERE uid = ?", v, frank.UID)
+		got, err := s.RecoveryKey(ctx, frank.UID)
+		if got != nil {
+			t.Errorf("alice's recovery_keys.%s in frank's row: RecoveryKey returned a key", col)
+		}
+		nonSentinel(t, "alice's recovery_keys."+col+" in frank's row", err, "recovery_keys", col, frank.UID, v, aliceKey.ID, aliceKey.Data)
+		err = s.WithTx(ctx, func(q store.Queries) error {
+			_, err := q.RecoveryKey(ctx, frank.UID)
+			return err
+		})
+		nonSentinel(t, "alice's recovery_keys."+col+" in frank's row, in a transaction", err, "recovery_keys", col, frank.UID, v)
+		write("UPDATE recovery_keys SET "+col+" = ? WHERE uid = ?", orig, frank.UID)
+		wantRecoveryKey(t, "frank's recovery_keys."+col+" put back", s, frank.UID, franks)
+	}
+	// Moved to the other column of the same row.
+	write("UPDATE recovery_keys SET data = key_id WHERE uid = ?", alice.UID)
+	_, err = s.RecoveryKey(ctx, alice.UID)
+	nonSentinel(t, "alice's recovery key id in its data", err, "recovery_keys", "data", alice.UID, aliceKey.ID)
+	aliceKey = mustRecoveryKey(t, s, newRecoveryKey(alice.UID), true)
+
 	// alice's own rows still open.
 	got, err := s.AccountByUID(ctx, alice.UID)
 	if err != nil {
@@ -489,6 +523,7 @@ func testMovedValue(t *testing.T, h SealingHarness) {
 	} else {
 		sameRecord(t, &cs[0], uc)
 	}
+	wantRecoveryKey(t, "alice's recovery key", s, alice.UID, aliceKey)
 }
 
 func testWrongKEK(t *testing.T, h SealingHarness) {
@@ -502,6 +537,7 @@ func testWrongKEK(t *testing.T, h SealingHarness) {
 	if err := s.CreateUnblockCode(ctx, uc); err != nil {
 		t.Fatal(err)
 	}
+	rk := mustRecoveryKey(t, s, newRecoveryKey(alice.UID), false)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -529,6 +565,11 @@ func testWrongKEK(t *testing.T, h SealingHarness) {
 	}
 	_, err = w.UnblockCodes(ctx, alice.UID, t0)
 	nonSentinel(t, "wrong KEK: UnblockCodes", err, "unblock_codes", "code", alice.UID)
+	_, err = w.RecoveryKey(ctx, alice.UID)
+	nonSentinel(t, "wrong KEK: RecoveryKey", err, "recovery_keys", "key_id", alice.UID, rk.ID, rk.Data)
+	if !errors.Is(err, sealing.ErrUnknownKey) {
+		t.Errorf("wrong KEK: RecoveryKey: %v; want sealing.ErrUnknownKey", err)
+	}
 	// What holds no secret still works.
 	if n := countTokens(t, w, alice.UID, protocol.SessionToken); n != 1 {
 		t.Errorf("wrong KEK: CountTokens = %d, want 1", n)
@@ -553,6 +594,7 @@ func testWrongKEK(t *testing.T, h SealingHarness) {
 	} else {
 		sameRecord(t, &cs[0], uc)
 	}
+	wantRecoveryKey(t, "right KEK again", r, alice.UID, rk)
 }
 
 func testRetiredKEK(t *testing.T, h SealingHarness) {
@@ -562,6 +604,7 @@ func testRetiredKEK(t *testing.T, h SealingHarness) {
 	s := h.Open(t, db, oldRing)
 	alice, toks := signedIn(t, s, "alice@example.org")
 	toks = toks[:len(toks)-1]
+	aliceKey := mustRecoveryKey(t, s, newRecoveryKey(alice.UID), false)
 
 	// The new key seals, the old one still opens.
 	newRing, newKey := NewTestRing(t, oldKey)
@@ -578,8 +621,10 @@ func testRetiredKEK(t *testing.T, h SealingHarness) {
 		}
 		sameRecord(t, got, tok)
 	}
+	wantRecoveryKey(t, "retired key", n, alice.UID, aliceKey)
 	bob := mustAccount(t, n, "bob@example.org")
 	bobTok := mustToken(t, n, newToken(protocol.SessionToken, bob.UID))
+	bobKey := mustRecoveryKey(t, n, newRecoveryKey(bob.UID), false)
 
 	// A store with the new key alone opens bob's rows, not alice's.
 	onlyNew, err := sealing.NewRing(newKey)
@@ -595,6 +640,9 @@ func testRetiredKEK(t *testing.T, h SealingHarness) {
 	if _, err := o.Token(ctx, protocol.SessionToken, bobTok.ID); err != nil {
 		t.Errorf("new key: bob's token: %v", err)
 	}
+	wantRecoveryKey(t, "new key: bob's recovery key", o, bob.UID, bobKey)
+	_, err = o.RecoveryKey(ctx, alice.UID)
+	nonSentinel(t, "new key alone: alice's recovery key", err, "recovery_keys", "", alice.UID)
 	_, err = o.AccountByUID(ctx, alice.UID)
 	nonSentinel(t, "new key alone: alice (sealed under the old one)", err, "accounts", "", alice.UID)
 	// And the old key alone not bob's.
