@@ -54,7 +54,8 @@ type NewPassword struct {
 	Bundle []byte
 	// KeepRecoveryKey: the client re-wrapped the kB it holds, so the
 	// account's recovery key still opens to it (docs/recovery-key.md,
-	// R1.6). Otherwise the reset deletes the recovery key.
+	// R1.6). Otherwise, and always with an all-zero wrapKb (a new kB), the
+	// reset deletes the recovery key.
 	KeepRecoveryKey bool
 }
 
@@ -73,10 +74,12 @@ func (s *Service) Reset(ctx context.Context, c Caller, n NewPassword) error {
 	if srp.ValidatePublic(verifier) != nil {
 		return InvalidParam("bundle")
 	}
+	keepRecoveryKey := n.KeepRecoveryKey
 	if isZero(wrapKb) { // 4.3: all zero means a fresh random wrapKb
 		if wrapKb, err = s.random(32); err != nil {
 			return err
 		}
+		keepRecoveryKey = false // a new kB: the recovery key holds the old one
 	}
 	a := c.Account
 	// D13: max(now_ms, generation + 1), in the whole milliseconds that are
@@ -105,7 +108,7 @@ func (s *Service) Reset(ctx context.Context, c Caller, n NewPassword) error {
 		if err := q.DeleteAccountTokens(ctx, a.UID); err != nil {
 			return err
 		}
-		if !n.KeepRecoveryKey {
+		if !keepRecoveryKey {
 			if err := s.dropRecoveryKeyAtReset(ctx, q, c, a.UID); err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -94,7 +95,9 @@ func (c *Client) PasswordChangeStart(ctx context.Context, authToken []byte) (key
 // ChangePassword changes the password and keeps kA and kB (spec 9.1, 4.3):
 // sign in with the old password, password/change/start, fetch the keys,
 // then reset with wrapKb' = kB XOR the new unwrapBKey. The new verifier and
-// stretching use the email bytes the server stores. All sessions end.
+// stretching use the email bytes the server stores. All sessions end. As kB
+// is kept, the reset asks the server to keep the account's recovery key too
+// ("keepRecoveryKey": true, docs/recovery-key.md R1.6).
 func (c *Client) ChangePassword(ctx context.Context, email, oldPassword, newPassword string) error {
 	auth, err := c.SignIn(ctx, email, oldPassword)
 	if err != nil {
@@ -110,7 +113,7 @@ func (c *Client) ChangePassword(ctx context.Context, email, oldPassword, newPass
 	}
 	return c.reset(ctx, accountReset, auth.Email, newPassword, func(unwrapBKey []byte) []byte {
 		return keywrap.WrapKB(keys.KB, unwrapBKey)
-	})
+	}, true)
 }
 
 // ResetAccount sets a new password with an accountResetToken seed (spec
@@ -124,29 +127,62 @@ func (c *Client) ResetAccount(ctx context.Context, accountResetToken []byte, ema
 	if len(wrapKb) != 32 {
 		return fmt.Errorf("client: wrapKb must be 32 bytes")
 	}
-	return c.reset(ctx, accountResetToken, email, newPassword, func([]byte) []byte { return wrapKb })
+	return c.reset(ctx, accountResetToken, email, newPassword, func([]byte) []byte { return wrapKb }, false)
+}
+
+// ResetAccountWithKB sets a new password with an accountResetToken seed and
+// keeps kB: it stores wrapKb = kB XOR the new unwrapBKey (spec 4.3), as
+// after RecoveryKB (docs/recovery-key.md R1.5 step 3). kA and kB are then
+// those of before. Like every reset that is not a password change, it
+// deletes the account's recovery key (R1.6): the user makes a new one once
+// signed in. email must be the exact email bytes the server stores.
+func (c *Client) ResetAccountWithKB(ctx context.Context, accountResetToken []byte, email, newPassword string, kB []byte) error {
+	if len(kB) != 32 {
+		return fmt.Errorf("client: kB must be 32 bytes")
+	}
+	return c.reset(ctx, accountResetToken, email, newPassword, func(unwrapBKey []byte) []byte {
+		return keywrap.WrapKB(kB, unwrapBKey)
+	}, false)
 }
 
 // reset calls /v1/account/reset with new credentials for password;
-// wrapKb computes the wrapKb to store from the new unwrapBKey.
-func (c *Client) reset(ctx context.Context, accountResetToken []byte, email, password string, wrapKb func(unwrapBKey []byte) []byte) error {
+// wrapKb computes the wrapKb to store from the new unwrapBKey. With
+// keepRecoveryKey the body has "keepRecoveryKey": true (R1.6), which only a
+// reset that keeps kB may send; a server without the recovery key
+// extension refuses the member (400/107, param keepRecoveryKey, the token
+// not consumed) and has no recovery key to keep, so the reset is sent again
+// without it.
+func (c *Client) reset(ctx context.Context, accountResetToken []byte, email, password string, wrapKb func(unwrapBKey []byte) []byte, keepRecoveryKey bool) error {
 	cr, err := c.newCredentials(email, password)
 	if err != nil {
 		return err
 	}
 	cred := TokenCredentials(protocol.AccountResetToken, accountResetToken)
 	plain := append(append(make([]byte, 0, 32+len(cr.verifier)), wrapKb(cr.unwrapBKey)...), cr.verifier...)
-	req := struct {
-		Bundle             string              `json:"bundle"`
-		SRP                protocol.SRP        `json:"srp"`
-		PasswordStretching protocol.Stretching `json:"passwordStretching"`
-	}{
+	req := resetRequest{
 		Bundle:             hex.EncodeToString(keywrap.Bundle(cred.BundleKey, keywrap.ContextAccountReset, plain)),
 		SRP:                protocol.SRP{Type: srp.Type, Salt: hex.EncodeToString(cr.srpSalt)},
 		PasswordStretching: cr.stretching,
+		KeepRecoveryKey:    keepRecoveryKey,
 	}
 	clear(plain)
-	return c.Do(ctx, http.MethodPost, "/v1/account/reset", req, cred, nil)
+	err = c.Do(ctx, http.MethodPost, "/v1/account/reset", req, cred, nil)
+	var e *Error
+	if keepRecoveryKey && errors.As(err, &e) && e.Errno == protocol.ErrnoInvalidParameter && e.Body["param"] == "keepRecoveryKey" {
+		req.KeepRecoveryKey = false
+		err = c.Do(ctx, http.MethodPost, "/v1/account/reset", req, cred, nil)
+	}
+	return err
+}
+
+// resetRequest is the body of /v1/account/reset (spec 6.4).
+type resetRequest struct {
+	Bundle             string              `json:"bundle"`
+	SRP                protocol.SRP        `json:"srp"`
+	PasswordStretching protocol.Stretching `json:"passwordStretching"`
+	// KeepRecoveryKey is sent, as true, only by a password change that
+	// re-wraps the kB it holds (docs/recovery-key.md R1.6).
+	KeepRecoveryKey bool `json:"keepRecoveryKey,omitempty"`
 }
 
 // DestroyAccount signs in and destroys the account (spec 9.1).

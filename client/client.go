@@ -10,7 +10,8 @@
 // non-2xx answer without one fails too). The typed methods build the flows of
 // spec 9.1 on top of it with the pure crypto packages keywrap and srp:
 // account creation, SRP sign-in, key fetching, password change, reset and
-// account destruction.
+// account destruction, and the recovery key that keeps kB through a reset
+// (docs/recovery-key.md: CreateRecoveryKey, RecoveryKB, ResetAccountWithKB).
 //
 // Secrets (passwords, seeds, keys) are never logged and never put into error
 // messages.

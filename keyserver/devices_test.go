@@ -374,7 +374,15 @@ func TestUserEvents(t *testing.T) {
 		t.Fatalf("bad password: %v", err)
 	}
 	tick()
-	s := f.login(t, "ev@example.com")
+	auth, err := f.c.SignIn(ctx, "ev@example.com", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick() // login and session.create apart, not in one millisecond
+	s, err := f.c.SessionCreate(ctx, auth.AuthToken)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tick()
 	d := f.device(t, s, "Laptop", "desktop")
 	tick()

@@ -1,12 +1,15 @@
 package keyserver_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/keyserver/keyserver/client"
+	"github.com/keyserver/keyserver/keywrap"
 	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
@@ -210,4 +213,68 @@ func TestRecoveryKeyDestroyAndRefusals(t *testing.T) {
 	u := f.login(t, other)
 	status, body = f.rawAs(t, sess, "POST", "/v1/recoveryKey", create, u.SessionToken)
 	wantError(t, "unverified create", status, body, 400, 104, "")
+}
+
+// rawReset is the body of /v1/account/reset for the accountResetToken seed
+// art, with wrapKb, any verifier below N and the members extra (raw JSON
+// members, or "").
+func rawReset(t *testing.T, art, wrapKb []byte, extra string) string {
+	t.Helper()
+	_, _, bundleKey := keywrap.DeriveToken(string(protocol.AccountResetToken), art)
+	verifier := bytes.Repeat([]byte{1}, 256)
+	p := keywrap.DefaultParams()
+	st, err := json.Marshal(protocol.Stretching{
+		Type: keywrap.StretchType, PBKDF2Rounds1: p.PBKDF2Rounds1, ScryptN: p.ScryptN, ScryptR: p.ScryptR,
+		ScryptP: p.ScryptP, PBKDF2Rounds2: p.PBKDF2Rounds2, Salt: randomHex(t, 32),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := keywrap.Bundle(bundleKey, keywrap.ContextAccountReset, append(append([]byte{}, wrapKb...), verifier...))
+	body := fmt.Sprintf(`{"bundle":%q,"srp":{"type":"SRP-6a/SHA256/2048/v1","salt":%q},"passwordStretching":%s`,
+		hexOf(bundle), randomHex(t, 32), st)
+	if extra != "" {
+		body += "," + extra
+	}
+	return body + "}"
+}
+
+// keepRecoveryKey: a boolean; true keeps the key at a reset that sends a
+// wrapKb, but not at one that asks for a new kB (32 zero bytes); false or
+// absent deletes it.
+func TestResetKeepRecoveryKey(t *testing.T) {
+	f := newAPIFixture(t)
+	reset := protocol.AccountResetToken
+	kept := bytes.Repeat([]byte{7}, 32)
+	for i, c := range []struct {
+		wrapKb []byte
+		extra  string
+		keep   bool
+	}{
+		{kept, `"keepRecoveryKey":true`, true},
+		{make([]byte, 32), `"keepRecoveryKey":true`, false},
+		{kept, `"keepRecoveryKey":false`, false},
+		{kept, "", false},
+	} {
+		email := fmt.Sprintf("keep%d@example.com", i)
+		uid := f.account(t, email)
+		body := fmt.Sprintf(`{"recoveryKeyId":%q,"recoveryData":%q}`, randomHex(t, 16), randomHex(t, 60))
+		if status, out := f.rawAs(t, protocol.SessionToken, "POST", "/v1/recoveryKey", body, f.login(t, email).SessionToken); status != 200 {
+			t.Fatalf("create: %d %v", status, out)
+		}
+		art := f.resetToken(t, email)
+		if i == 0 {
+			for _, v := range []string{`"yes"`, `1`, `null`} {
+				status, body := f.rawAs(t, reset, "POST", "/v1/account/reset", rawReset(t, art, kept, `"keepRecoveryKey":`+v), art)
+				wantError(t, "keepRecoveryKey "+v, status, body, 400, 107, "keepRecoveryKey")
+			}
+		}
+		if status, out := f.rawAs(t, reset, "POST", "/v1/account/reset", rawReset(t, art, c.wrapKb, c.extra), art); status != 200 {
+			t.Fatalf("reset %d: %d %v", i, status, out)
+		}
+		_, err := f.st.RecoveryKey(t.Context(), uid)
+		if has := err == nil; has != c.keep || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+			t.Errorf("reset with wrapKb %x… and {%s}: recovery key kept %v (%v), want %v", c.wrapKb[:2], c.extra, has, err, c.keep)
+		}
+	}
 }

@@ -13,6 +13,15 @@
 //     ([Bundle], [Unbundle]);
 //   - section 4.3, class-B keys: kB = wrapKb XOR unwrapBKey ([UnwrapKB], [WrapKB]).
 //
+// It also implements the client side of the recovery-key extension, docs/recovery-key.md
+// (R1.1, R1.2): a recovery key R is 32 random bytes, written for people as 53 Crockford
+// base32 characters whose last is a check character, the top 5 bits of H(R)
+// ([FormatRecoveryKey], [ParseRecoveryKey]); recoveryKeyId = HKDF(R, salt = empty,
+// info = KW("recoveryKeyId"), 16) ([RecoveryKeyID]); recoveryData = nonce (12) ||
+// AES-256-GCM(HKDF(R, salt = empty, info = KW("recoveryData"), 32), nonce, kB, aad = uid)
+// ([SealRecoveryData], [OpenRecoveryData]). Its vectors are
+// testdata/recovery-key-vectors.json, made by docs/recovery_key_vectors.py.
+//
 // All HKDF uses are RFC 5869 HKDF-SHA256; "empty salt" is the RFC's absent salt (32 zero
 // bytes). Bundles are XOR + HMAC (encrypt-then-MAC), not an AEAD: this is the historic
 // protocol, kept on purpose. The stretching parameters (scrypt N = 2^16, 20000-round

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/keyserver/keyserver/client"
+	"github.com/keyserver/keyserver/protocol"
 )
 
 // clientOptions are added to every client the CLI makes (tests use cheap
@@ -30,6 +31,10 @@ type clientFlags struct {
 	assertionFile   string
 	preVerified     bool
 	unblockCode     string
+	// recoveryKey and recoveryKeyFile give forgot and recover the recovery
+	// key that keeps kB (docs/recovery-key.md R1.5).
+	recoveryKey     string
+	recoveryKeyFile string
 }
 
 type clientRunFunc func(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error
@@ -39,7 +44,7 @@ func clientCommands() *commandTable {
 	t := &commandTable{
 		name:     "client",
 		synopsis: "usage: keyserver client <command> --url URL --email EMAIL [--password-file FILE] [flags]",
-		width:    16,
+		width:    19,
 		footer: "\nPasswords are read from --password-file (first line) or asked on the terminal.\n" +
 			"Run 'keyserver client <command> -h' for the flags of a command.",
 		missing: "client needs a command",
@@ -53,8 +58,11 @@ func clientCommands() *commandTable {
 		{"keys", "sign in and print uid, kA and kB (the session is ended again)", clientKeys},
 		{"change-password", "change the password, keeping kA and kB, and print the keys", clientChangePassword},
 		{"destroy", "destroy the account", clientDestroy},
-		{"forgot", "reset a forgotten password with the emailed code (kA kept, kB new) and print the keys", clientForgot},
-		{"recover", "reset the password with an email assertion (kA kept, kB new) and print the keys", clientRecover},
+		{"forgot", "reset a forgotten password with the emailed code (kA kept; kB new, or kept with --recovery-key-file) and print the keys", clientForgot},
+		{"recover", "reset the password with an email assertion (kA kept; kB new, or kept with --recovery-key-file) and print the keys", clientRecover},
+		{"recovery-key create", "make a recovery key, which keeps kB through a forgotten password, and print it once", clientRecoveryKeyCreate},
+		{"recovery-key status", "tell whether the account has a recovery key, and since when", clientRecoveryKeyStatus},
+		{"recovery-key delete", "delete the account's recovery key", clientRecoveryKeyDelete},
 	} {
 		t.commands = append(t.commands, command{name: c.name, summary: c.summary,
 			run: func(args []string, stdout, stderr io.Writer) error {
@@ -88,11 +96,16 @@ func runClientCommand(name string, run clientRunFunc, args []string, stdout, std
 		fs.StringVar(&f.passwordFile, "password-file", "", "read the password from the first line of this file (default: ask on the terminal)")
 	}
 	switch name {
-	case "login", "keys":
+	case "login", "keys", "recovery-key create", "recovery-key status", "recovery-key delete":
 		fs.StringVar(&f.unblockCode, "unblock-code", "", "the code of an unblock mail, for a sign-in the server blocks (400/125; default: have one mailed and ask for it on the terminal)")
 	}
 	if name == "recover" {
 		fs.StringVar(&f.assertionFile, "assertion-file", "", "file holding the email assertion: an OpenID Connect ID token or a BrowserID backed assertion (required)")
+	}
+	switch name {
+	case "forgot", "recover":
+		fs.StringVar(&f.recoveryKeyFile, "recovery-key-file", "", "read the account's recovery key from the first line of this file (- for standard input, before the code) and keep kB (default: no recovery key, kB is new)")
+		fs.StringVar(&f.recoveryKey, "recovery-key", "", "the account's recovery key, to keep kB; other users can see it in the process list and it stays in the shell history: prefer --recovery-key-file")
 	}
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -102,6 +115,9 @@ func runClientCommand(name string, run clientRunFunc, args []string, stdout, std
 	}
 	if name == "recover" && f.assertionFile == "" {
 		return fmt.Errorf("%w: --assertion-file is required", errUsage)
+	}
+	if f.recoveryKey != "" && f.recoveryKeyFile != "" {
+		return fmt.Errorf("%w: give --recovery-key or --recovery-key-file, not both", errUsage)
 	}
 	c, err := client.New(f.url, clientOptions...)
 	if err != nil {
@@ -164,6 +180,100 @@ func clientDestroy(ctx context.Context, c *client.Client, f *clientFlags, stdout
 	}
 	fmt.Fprintf(stdout, "destroyed: %s\n", f.email)
 	return nil
+}
+
+// clientRecoveryKeyCreate signs in, fetches kB, stores a new recovery key
+// for it (replacing the account's previous one) and prints the key string:
+// the only time it is shown (docs/recovery-key.md R1.1).
+func clientRecoveryKeyCreate(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
+	pw, err := readPassword(f.passwordFile, "Password: ")
+	if err != nil {
+		return err
+	}
+	var keyString string
+	var old *protocol.RecoveryKeyStatus
+	err = inSession(ctx, c, f, pw, func(s *client.Session) error {
+		keys, err := c.Keys(ctx, s.KeyFetchToken, s.UnwrapBKey)
+		if err != nil {
+			return err
+		}
+		if old, err = c.RecoveryKeyStatus(ctx, s.SessionToken); err != nil {
+			return err
+		}
+		keyString, err = c.CreateRecoveryKey(ctx, s.SessionToken, s.UID, keys.KB)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "recovery key: %s\n", keyString)
+	fmt.Fprintln(stdout, "This is the only time the recovery key is shown: store it safely, e.g. printed or written\n"+
+		"down and kept where only you can reach it, not next to your password. With it, a reset\n"+
+		"after a forgotten password keeps kB (keyserver client forgot --recovery-key-file FILE);\n"+
+		"whoever has it and can read your email can get kB.")
+	if old.Exists {
+		fmt.Fprintf(stdout, "It replaces the recovery key made %s, which no longer works.\n", msTime(old.CreatedAt))
+	}
+	return nil
+}
+
+// clientRecoveryKeyStatus prints whether the account has a recovery key.
+func clientRecoveryKeyStatus(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
+	pw, err := readPassword(f.passwordFile, "Password: ")
+	if err != nil {
+		return err
+	}
+	var st *protocol.RecoveryKeyStatus
+	err = inSession(ctx, c, f, pw, func(s *client.Session) error {
+		st, err = c.RecoveryKeyStatus(ctx, s.SessionToken)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if st.Exists {
+		fmt.Fprintf(stdout, "recovery key: yes, made %s\n", msTime(st.CreatedAt))
+	} else {
+		fmt.Fprintln(stdout, "recovery key: none")
+	}
+	return nil
+}
+
+// clientRecoveryKeyDelete deletes the account's recovery key.
+func clientRecoveryKeyDelete(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
+	pw, err := readPassword(f.passwordFile, "Password: ")
+	if err != nil {
+		return err
+	}
+	var st *protocol.RecoveryKeyStatus
+	err = inSession(ctx, c, f, pw, func(s *client.Session) error {
+		if st, err = c.RecoveryKeyStatus(ctx, s.SessionToken); err != nil {
+			return err
+		}
+		return c.DeleteRecoveryKey(ctx, s.SessionToken)
+	})
+	if err != nil {
+		return err
+	}
+	if st.Exists {
+		fmt.Fprintf(stdout, "deleted the recovery key made %s: a reset after a forgotten password will change kB\n", msTime(st.CreatedAt))
+	} else {
+		fmt.Fprintln(stdout, "recovery key: none (nothing to delete)")
+	}
+	return nil
+}
+
+// inSession signs in, runs fn with the session and ends the session again.
+func inSession(ctx context.Context, c *client.Client, f *clientFlags, pw string, fn func(*client.Session) error) error {
+	s, err := login(ctx, c, f, pw)
+	if err != nil {
+		return err
+	}
+	err = fn(s)
+	if derr := c.SessionDestroy(ctx, s.SessionToken); err == nil && derr != nil {
+		err = fmt.Errorf("ending the session: %w", derr)
+	}
+	return err
 }
 
 // showKeys signs in, prints uid, kA and kB (with loginOnly, also the

@@ -217,3 +217,120 @@ func TestClientCLIEnvAndUnverified(t *testing.T) {
 		t.Fatalf("login --email: exit %d, %q", code, stderr)
 	}
 }
+
+var recoveryKeyRE = regexp.MustCompile(`(?m)^recovery key: ((?:[0-9A-Z]{4} ){12}[0-9A-Z]{5})$`)
+
+// createRecoveryKey runs "client recovery-key create" and returns the key
+// string it printed.
+func createRecoveryKey(t *testing.T, base []string, pwFile string) (key, out string) {
+	t.Helper()
+	code, out, stderr := runClientCLI(append([]string{"recovery-key", "create", "--password-file", pwFile}, base...)...)
+	if code != 0 {
+		t.Fatalf("recovery-key create: exit %d %q", code, stderr)
+	}
+	m := recoveryKeyRE.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "only time") || !strings.Contains(out, "store it safely") {
+		t.Fatalf("recovery-key create printed %q", out)
+	}
+	if _, err := keywrap.ParseRecoveryKey(m[1]); err != nil {
+		t.Fatalf("printed key %q: %v", m[1], err)
+	}
+	return m[1], out
+}
+
+func TestClientRecoveryKeyCLI(t *testing.T) {
+	url := newClientTestServer(t)
+	const email, pw = "rk@example.org", "rk secret"
+	pwFile := writeFile(t, pw+"\n")
+	base := []string{"--url", url, "--email", email}
+	cli := func(t *testing.T, wantCode int, args ...string) string {
+		t.Helper()
+		code, stdout, stderr := runClientCLI(append(args, base...)...)
+		if code != wantCode {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+		if strings.Contains(stdout+stderr, pw) {
+			t.Fatalf("%v: output shows the password", args)
+		}
+		return stdout + stderr
+	}
+	// An unverified account has no kB to protect: 104.
+	cli(t, 0, "create", "--password-file", pwFile)
+	if out := cli(t, 1, "recovery-key", "create", "--password-file", pwFile); !strings.Contains(out, "/104 ") {
+		t.Fatalf("create on an unverified account: %q", out)
+	}
+	cli(t, 0, "destroy", "--password-file", pwFile)
+	cli(t, 0, "create", "--password-file", pwFile, "--pre-verified")
+
+	if out := cli(t, 0, "recovery-key", "status", "--password-file", pwFile); out != "recovery key: none\n" {
+		t.Fatalf("status before: %q", out)
+	}
+	key1, out := createRecoveryKey(t, base, pwFile)
+	if strings.Contains(out, "replaces") {
+		t.Fatalf("first key: %q", out)
+	}
+	status := regexp.MustCompile(`^recovery key: yes, made 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\n$`)
+	if out := cli(t, 0, "recovery-key", "status", "--password-file", pwFile); !status.MatchString(out) {
+		t.Fatalf("status after create: %q", out)
+	}
+	key2, out := createRecoveryKey(t, base, pwFile)
+	if key2 == key1 || !strings.Contains(out, "It replaces the recovery key made 20") {
+		t.Fatalf("second key %q after %q: %q", key2, key1, out)
+	}
+	// The password comes from the terminal too.
+	prompts := stubPrompt(t, pw)
+	if out := cli(t, 0, "recovery-key", "status"); !status.MatchString(out) || len(*prompts) != 1 {
+		t.Fatalf("status with a prompted password: %q, prompts %q", out, *prompts)
+	}
+	if out := cli(t, 0, "recovery-key", "delete", "--password-file", pwFile); !strings.HasPrefix(out, "deleted the recovery key made 20") {
+		t.Fatalf("delete: %q", out)
+	}
+	if out := cli(t, 0, "recovery-key", "status", "--password-file", pwFile); out != "recovery key: none\n" {
+		t.Fatalf("status after delete: %q", out)
+	}
+	if out := cli(t, 0, "recovery-key", "delete", "--password-file", pwFile); out != "recovery key: none (nothing to delete)\n" {
+		t.Fatalf("second delete: %q", out)
+	}
+	if out := cli(t, 1, "recovery-key", "status", "--password-file", writeFile(t, "wrong\n")); !strings.Contains(out, "/103 ") {
+		t.Fatalf("wrong password: %q", out)
+	}
+}
+
+func TestClientRecoveryKeyUsage(t *testing.T) {
+	stubPrompt(t) // no terminal
+	key := keywrap.FormatRecoveryKey(make([]byte, 32))
+	flat := strings.ReplaceAll(key, " ", "")
+	// Nothing listens on port 1: a usage or key error must come before any
+	// request.
+	base := []string{"--email", "a@b", "--url", "http://127.0.0.1:1", "--new-password-file", writeFile(t, "pw\n")}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no subcommand", []string{"recovery-key"}, 2, "client recovery-key needs a command: create, status or delete"},
+		{"unknown subcommand", []string{"recovery-key", "show"}, 2, `unknown client recovery-key command "show"`},
+		{"subcommand help", []string{"recovery-key", "create", "-h"}, 0, "usage: keyserver client recovery-key create"},
+		{"no email", []string{"recovery-key", "status"}, 2, "--email is required"},
+		{"no new password flag", []string{"recovery-key", "create", "--new-password-file", "x"}, 2, "flag provided but not defined"},
+		{"recovery key flag elsewhere", []string{"keys", "--recovery-key", key}, 2, "flag provided but not defined"},
+		{"both key flags", append([]string{"forgot", "--recovery-key", key, "--recovery-key-file", "x"}, base...), 2, "not both"},
+		{"short key", append([]string{"forgot", "--recovery-key", flat[:52]}, base...), 1, "keyserver: error: a recovery key has 53 characters, not 52 (nothing was sent)"},
+		{"bad character", append([]string{"recover", "--assertion-file", "x", "--recovery-key", "U" + flat[1:]}, base...), 1, "character 1, 'U', is not a recovery key character"},
+		{"mistyped", append([]string{"forgot", "--recovery-key-file", writeFile(t, flat[:52]+"1\n")}, base...), 1, "a character is mistyped (nothing was sent)"},
+		{"empty key file", append([]string{"forgot", "--recovery-key-file", writeFile(t, "\n"+key+"\n")}, base...), 1, "has 53 characters, not 0"},
+		{"missing key file", append([]string{"forgot", "--recovery-key-file", filepath.Join(t.TempDir(), "none")}, base...), 1, "reading the recovery key file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runClientCLI(tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.msg) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, tt.code, tt.msg)
+			}
+			if strings.Contains(stdout+stderr, flat[1:20]) {
+				t.Errorf("output shows the key: %q %q", stdout, stderr)
+			}
+		})
+	}
+}

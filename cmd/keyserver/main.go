@@ -207,7 +207,7 @@ func commands() *commandTable {
 			{"keys", "", "generate a certificate signing key (keys generate --alg rs256|eddsa --out FILE)", runKeys},
 			{"kek", "", "generate, rotate and inspect key-encryption keys for secrets at rest (kek generate|rotate|seal-existing|status)", runKEK},
 			{"certs", "", "verify a certificate or backed assertion against published keys (certs verify)", runCerts},
-			{"client", "", "talk to a key server as a client (create, login, keys, change-password, forgot, recover, destroy)", runClient},
+			{"client", "", "talk to a key server as a client (create, login, keys, change-password, forgot, recover, recovery-key, destroy)", runClient},
 			{"admin", "", "administer accounts through the admin API (devices, account, audit)", runAdmin},
 			{"bench", "", "load-test a server with complete sign-ins and report rate, latency and CPU per sign-in", runBench},
 		},
