@@ -32,6 +32,9 @@ var webClientErrnos = map[string]Errno{
 	"MISSING_PARAM":       ErrnoMissingParameter,
 	"SERVICE_UNAVAILABLE": ErrnoServiceUnavailable,
 	"REQUEST_BLOCKED":     ErrnoRequestBlocked,
+	// docs/recovery-key.md
+	"INVALID_RECOVERY_KEY": ErrnoInvalidRecoveryKey,
+	"NO_RECOVERY_KEY":      ErrnoNoRecoveryKey,
 }
 
 var (

@@ -1,14 +1,16 @@
-// Account page: email, key check codes, devices (rename this one, remove
+// Account page: email, key check codes, recovery key (create, replace,
+// delete; docs/recovery-key.md), devices (rename this one, remove
 // others), recent activity, sign out, change password, delete account.
 // Waits for the email verification of a new account, and watches the
 // session: a device removed elsewhere, or a disabled account, signs this
 // tab out within a few seconds.
 import {
-  accountEvents, changePassword, destroyAccount, destroyDevice, ERRNO, fetchKeys, listDevices, prepareStretching,
-  recoveryEmailStatus, renameDevice, resendCode, sessionDestroy,
+  accountEvents, changePassword, createRecoveryKey, destroyAccount, destroyDevice, destroyRecoveryKey, ERRNO, fetchKeys,
+  listDevices, prepareStretching, recoveryEmailStatus, recoveryKeyStatus, renameDevice, resendCode, sessionDestroy,
 } from "./api.js";
 import { fromHex, fromUtf8, toHex } from "./bytes.js";
 import { sha256 } from "./kdf.js";
+import { keyGroups, makeRecoveryKey } from "./recoverykey.js";
 import { establish, load, save, signOutTab } from "./session.js";
 import {
   $, check, fillUsername, notice, onClick, onSubmit, prepareFields, show, showError, startAction, tryAgain,
@@ -21,7 +23,10 @@ const WATCH_MS = 3000; // how often the session is checked (one cheap GET)
 const EVENTS_SHOWN = 10;
 
 notice($("notice"), {
-  reset: "Your new password is set. Data protected by your old password key cannot be read any more.",
+  reset: "Your new password is set. Data protected by your old password key cannot be read any more. " +
+    "To keep it the next time, create a recovery key below.",
+  recovered: "Your new password is set, and your recovery key kept your data: your keys are the same as before. " +
+    "That recovery key is now used up. Create a new one below and keep it safe.",
   changed: "Your password is changed. Your keys and your data stay the same.",
 });
 
@@ -98,7 +103,8 @@ async function showAccount() {
   show($("verify-pending"), false);
   $("ka-fp").textContent = await fingerprint(s.kA);
   $("kb-fp").textContent = await fingerprint(s.kB);
-  for (const id of ["keys", "devices", "activity", "password", "danger"]) show($(id));
+  for (const id of ["keys", "recovery", "devices", "activity", "password", "danger"]) show($(id));
+  await renderRecovery().catch((err) => fail(err, $("recovery-error")));
   await renderLists();
   document.body.dataset.ready = "true"; // for tests: loading is done
 }
@@ -136,9 +142,179 @@ function watch() {
     if (document.body.dataset.ready && !document.querySelector("#device-list form, #device-list .confirm")) {
       renderLists();
     }
+    if (document.body.dataset.ready && recoveryIdle()) renderRecovery().catch((err) => fail(err, $("recovery-error")));
   });
   document.addEventListener("visibilitychange", () => { if (!document.hidden) tick(); });
 }
+
+// Recovery key (docs/recovery-key.md): made here from the kB this tab
+// holds, shown once, replaced or deleted after a confirmation.
+let recovery = null; // {exists, createdAt}, null while unknown or not offered
+let shownKey = ""; // the key string while it is shown (once)
+
+const recoveryIdle = () => $("recovery-new").hidden && $("recovery-confirm").hidden;
+
+async function renderRecovery() {
+  let st;
+  try {
+    st = await recoveryKeyStatus(token());
+  } catch (err) {
+    if (err.status === 404) { // a server without recovery keys
+      recovery = null;
+      show($("recovery-unavailable"));
+      for (const id of ["recovery-state", "recovery-actions"]) show($(id), false);
+      return;
+    }
+    throw err;
+  }
+  recovery = st;
+  $("recovery-state").textContent = !st.exists
+    ? "You have no recovery key. Without one, your most private data is lost if you forget your password."
+    : st.createdAt ? `You have a recovery key, created on ${when(st.createdAt)}.` : "You have a recovery key.";
+  $("recovery-state").dataset.exists = String(st.exists);
+  $("recovery-create").textContent = st.exists ? "Create a new recovery key" : "Create a recovery key";
+  show($("recovery-delete"), st.exists);
+  show($("recovery-actions"));
+}
+
+function recoveryStatus(text) {
+  const st = $("recovery-status");
+  st.textContent = text;
+  show(st);
+}
+
+// askRecovery shows the confirmation of replacing or deleting the key,
+// with the focus on Cancel (as the device list does).
+let asked = null;
+function askRecovery(what, from) {
+  asked = { what, from };
+  $("recovery-confirm-text").textContent = what === "replace"
+    ? "Create a new recovery key? The one you have stops working at once: only the new one can keep your data after a password reset."
+    : "Delete your recovery key? It stops working at once. If you then forget your password, your most private data is lost.";
+  $("recovery-confirm-yes").textContent = what === "replace" ? "Create a new key" : "Delete recovery key";
+  show($("recovery-actions"), false);
+  show($("recovery-confirm"));
+  $("recovery-confirm-no").focus();
+}
+
+function closeAsk() {
+  show($("recovery-confirm"), false);
+  show($("recovery-actions"));
+  const from = asked?.from;
+  asked = null;
+  return from;
+}
+
+// recoveryText is what the saved text file says.
+function recoveryText(keyString, created) {
+  const email = fromUtf8(fromHex(s.email));
+  return [
+    "Recovery key for your account at keyserver",
+    "",
+    `Account: ${email}`,
+    `Server: ${location.origin}`,
+    `Created: ${when(created)}`,
+    "",
+    keyString,
+    "",
+    "Keep this somewhere safe, away from this device: print it, or copy this file to a place only you",
+    "can reach, and delete it here. If you forget your password, choose “Forgot your password?”",
+    "when you sign in and type this key: your most private data is then kept.",
+    "Anyone with this key and access to your email could read that data. Do not share it.",
+    "",
+  ].join("\n");
+}
+
+function showKey(keyString) {
+  shownKey = keyString;
+  const created = Date.now();
+  const groups = keyGroups(keyString);
+  // one span per group, so that the key wraps between groups only
+  $("recovery-key").replaceChildren(...groups.flatMap((g, i) => [...(i ? [" "] : []), el("span", { class: "group" }, g)]));
+  $("recovery-print-heading").textContent = `Recovery key for ${fromUtf8(fromHex(s.email))} at ${location.origin}, ` +
+    `created on ${when(created)}`;
+  $("recovery-download").href = "data:text/plain;charset=utf-8," + encodeURIComponent(recoveryText(keyString, created));
+  $("recovery-saved").checked = false;
+  $("recovery-tool-status").textContent = "";
+  show($("recovery-actions"), false);
+  show($("recovery-state"), false);
+  show($("recovery-new"));
+  $("recovery-new-title").focus();
+}
+
+function hideKey() {
+  shownKey = "";
+  $("recovery-key").replaceChildren();
+  $("recovery-print-heading").textContent = "";
+  $("recovery-download").href = "/account";
+  $("recovery-tool-status").textContent = "";
+  show($("recovery-new"), false);
+  show($("recovery-state"));
+  show($("recovery-actions"));
+}
+
+async function createKey() {
+  const k = await makeRecoveryKey(fromHex(s.uid), fromHex(s.kB));
+  try {
+    await createRecoveryKey(token(), k.id, k.data);
+  } finally {
+    k.R.fill(0);
+  }
+  showKey(k.keyString);
+}
+
+onClick($("recovery-create"), async () => {
+  if (recovery?.exists) askRecovery("replace", $("recovery-create"));
+  else await createKey();
+}, $("recovery-error"), gone);
+
+onClick($("recovery-delete"), async () => askRecovery("delete", $("recovery-delete")), $("recovery-error"), gone);
+
+$("recovery-confirm-no").addEventListener("click", () => closeAsk()?.focus());
+
+onClick($("recovery-confirm-yes"), async () => {
+  const what = asked?.what;
+  if (what === "replace") {
+    await createKey();
+    show($("recovery-confirm"), false);
+    asked = null;
+  } else if (what === "delete") {
+    await destroyRecoveryKey(token());
+    closeAsk();
+    await renderRecovery();
+    recoveryStatus("Your recovery key was deleted. It cannot be used any more.");
+    $("recovery-create").focus();
+  }
+}, $("recovery-error"), gone);
+
+onClick($("recovery-copy"), async () => {
+  try {
+    await navigator.clipboard.writeText(shownKey);
+    $("recovery-tool-status").textContent = "Copied. Paste it where you keep important things safe, not only on this device.";
+  } catch {
+    const r = document.createRange();
+    r.selectNodeContents($("recovery-key"));
+    getSelection().removeAllRanges();
+    getSelection().addRange(r);
+    $("recovery-tool-status").textContent = "This browser did not let the page copy. The key is selected: copy it with your keyboard or the menu.";
+  }
+}, $("recovery-error"));
+
+// Printing shows only the key (and what it is for).
+$("recovery-print").addEventListener("click", () => {
+  document.body.classList.add("printing-key");
+  window.print();
+});
+addEventListener("beforeprint", () => { if (shownKey) document.body.classList.add("printing-key"); });
+addEventListener("afterprint", () => document.body.classList.remove("printing-key"));
+
+onSubmit($("recovery-saved-form"), async (form) => {
+  check(["recovery-saved", form.get("saved") !== null, "Tick the box once your recovery key is stored somewhere safe."]);
+  hideKey();
+  await renderRecovery();
+  recoveryStatus("Your recovery key is ready. You need it only if you forget your password.");
+  $("recovery-title").focus();
+}, { onError: gone });
 
 // Devices.
 const TYPES = { web: "Web browser", desktop: "Computer", mobile: "Phone", tablet: "Tablet", vr: "VR headset", tv: "TV",
@@ -267,6 +443,9 @@ const ACTIONS = {
   "blocked": "Sign-in paused after too many attempts",
   "login.send_unblock_code": "Unblock code emailed",
   "login.unblock": "Sign-in unblocked with an emailed code",
+  "recoveryKey.create": "Recovery key created",
+  "recoveryKey.destroy": "Recovery key deleted",
+  "recoveryKey.data": ["Recovery key entered to set a new password", "Wrong recovery key entered"],
 };
 // Steps of a sign-in that "Signed in" already says.
 const QUIET = new Set(["session.create", "keys.fetch"]);

@@ -13,6 +13,7 @@ export const ERRNO = Object.freeze({
   ACCOUNT_EXISTS: 101, UNKNOWN_ACCOUNT: 102, INCORRECT_PASSWORD: 103, UNVERIFIED: 104,
   INVALID_CODE: 105, INVALID_PARAM: 107, MISSING_PARAM: 108, INVALID_TOKEN: 110, INVALID_TIMESTAMP: 111,
   TOO_MANY_REQUESTS: 114, EMAIL_CASE: 120, UNKNOWN_DEVICE: 123, DEVICE_EXISTS: 124, REQUEST_BLOCKED: 125, DISABLED: 127,
+  INVALID_RECOVERY_KEY: 128, NO_RECOVERY_KEY: 129, // docs/recovery-key.md R1.3
   SERVICE_UNAVAILABLE: 201,
 });
 
@@ -234,26 +235,53 @@ export const destroyDevice = async (sessionToken, id) =>
 export const accountEvents = async (sessionToken) =>
   (await request("GET", "/v1/account/events", { cred: await sessionCred(sessionToken) })).events || [];
 
+// Recovery key (docs/recovery-key.md R1.4). id and data are bytes.
+export const createRecoveryKey = async (sessionToken, id, data) =>
+  request("POST", "/v1/recoveryKey", {
+    body: { recoveryKeyId: toHex(id), recoveryData: toHex(data) }, cred: await sessionCred(sessionToken),
+  });
+
+// recoveryKeyStatus: {exists, createdAt (ms, when it exists)}.
+export async function recoveryKeyStatus(sessionToken) {
+  const r = await request("GET", "/v1/recoveryKey", { cred: await sessionCred(sessionToken) });
+  if (typeof r.exists !== "boolean") throw new Error("malformed response: exists");
+  return { exists: r.exists, createdAt: r.exists && typeof r.createdAt === "number" ? r.createdAt : null };
+}
+
+export const destroyRecoveryKey = async (sessionToken) =>
+  request("POST", "/v1/recoveryKey/destroy", { cred: await sessionCred(sessionToken) });
+
+// recoveryKeyData proves the recovery key's id with an accountResetToken
+// (not consumed) and returns the account's uid and recoveryData (bytes);
+// 400/128: not this account's key, 400/129: the account has none.
+export async function recoveryKeyData(accountResetToken, id) {
+  const r = await request("POST", "/v1/recoveryKey/data", {
+    body: { recoveryKeyId: toHex(id) }, cred: await credentials("accountResetToken", accountResetToken),
+  });
+  return { uid: hexField(r, "uid", 16), recoveryData: hexField(r, "recoveryData", 60) };
+}
+
 // reset calls /v1/account/reset with new credentials for password; wrapKbFor
-// maps the new unwrapBKey to the wrapKb to store. Returns what a sign-in
-// with the new password can reuse.
-async function reset(accountResetToken, email, password, wrapKbFor, onProgress) {
+// maps the new unwrapBKey to the wrapKb to store. keepRecoveryKey (R1.6)
+// only when the reset keeps kB. Returns what a sign-in with the new
+// password can reuse.
+async function reset(accountResetToken, email, password, wrapKbFor, onProgress, keepRecoveryKey = false) {
   const cr = await newCredentials(email, utf8(password), onProgress);
   const cred = await credentials("accountResetToken", accountResetToken);
   const plain = concat(wrapKbFor(cr.unwrapBKey), cr.verifier);
   const b = await bundle(cred.bundleKey, "account/reset", plain);
   plain.fill(0);
-  await request("POST", "/v1/account/reset", {
-    body: { bundle: toHex(b), srp: { type: srp.TYPE, salt: toHex(cr.srpSalt) }, passwordStretching: cr.stretching },
-    cred,
-  });
+  const body = { bundle: toHex(b), srp: { type: srp.TYPE, salt: toHex(cr.srpSalt) }, passwordStretching: cr.stretching };
+  if (keepRecoveryKey) body.keepRecoveryKey = true;
+  await request("POST", "/v1/account/reset", { body, cred });
   return cr.known;
 }
 
 // changePassword keeps kA and kB (spec 9.1, 4.3): sign in with the old
 // password, password/change/start, fetch the keys, reset with
 // wrapKb' = kB XOR unwrapBKey'. Every session ends; it returns a new login
-// with the new password (without a third stretching) and the old kB.
+// with the new password (without a third stretching) and the old kB. The
+// reset keeps kB, so it keeps the recovery key too (keepRecoveryKey, R1.6).
 export async function changePassword(email, oldPassword, newPassword, onProgress) {
   const half = (base) => onProgress && ((f) => onProgress(base + f / 2));
   const auth = await signIn(email, oldPassword, half(0));
@@ -261,7 +289,7 @@ export async function changePassword(email, oldPassword, newPassword, onProgress
   const r = await request("POST", "/v1/password/change/start", { cred });
   const seeds = await unbundle(cred.bundleKey, "password/change", hexField(r, "bundle", 96));
   const keys = await fetchKeys(seeds.slice(0, 32), auth.unwrapBKey);
-  const known = await reset(seeds.slice(32), auth.email, newPassword, (u) => xor(keys.kB, u), half(0.5));
+  const known = await reset(seeds.slice(32), auth.email, newPassword, (u) => xor(keys.kB, u), half(0.5), true);
   const session = await login(auth.email, newPassword, null, known);
   return { session, kB: keys.kB };
 }
@@ -292,12 +320,26 @@ export async function forgotResendCode(token, email) {
   return { ttl: r.ttl, codeLength: r.codeLength, tries: r.tries };
 }
 
-// forgotReset verifies the code, resets with wrapKb = 32 zero bytes (the
-// server picks a new one: kB changes, kA stays) and signs in.
-export async function forgotReset(token, email, code, newPassword, onProgress) {
+// forgotVerifyCode exchanges the mailed code for an accountResetToken
+// (the forgotPasswordToken is spent by it).
+export async function forgotVerifyCode(token, code) {
   const r = await request("POST", "/v1/password/forgot/verify_code",
     { body: { code }, cred: await credentials("forgotPasswordToken", token) });
-  const accountResetToken = hexField(r, "accountResetToken", 32);
-  const known = await reset(accountResetToken, email, newPassword, () => new Uint8Array(32), onProgress);
+  return hexField(r, "accountResetToken", 32);
+}
+
+// resetPassword sets newPassword with an accountResetToken (consumed) and
+// signs in. Without kB it sends wrapKb = 32 zero bytes (the server picks a
+// new one: kB changes, kA stays); with the kB a recovery key gave back
+// (R1.5) it sends wrapKb = kB XOR unwrapBKey', so kB stays. The reset
+// deletes the recovery key either way (R1.6).
+export async function resetPassword(accountResetToken, email, newPassword, kB, onProgress) {
+  const wrapKbFor = kB ? (u) => xor(kB, u) : () => new Uint8Array(32);
+  const known = await reset(accountResetToken, email, newPassword, wrapKbFor, onProgress);
   return login(email, newPassword, null, known);
+}
+
+// forgotReset verifies the code, resets with wrapKb = 32 zero bytes and signs in.
+export async function forgotReset(token, email, code, newPassword, onProgress) {
+  return resetPassword(await forgotVerifyCode(token, code), email, newPassword, null, onProgress);
 }
