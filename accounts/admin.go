@@ -13,7 +13,7 @@ import (
 type AccountRecord struct {
 	*store.Account
 	Sessions, Devices int
-	HasRecoveryKey    bool // docs/recovery-key.md, R1.7
+	HasRecoveryKey    bool // docs/recovery-key.md, RK.7
 }
 
 // AdminAccount returns the account uid with its counts; 102 when none.

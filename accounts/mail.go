@@ -105,7 +105,7 @@ func passwordChangedMail(email string) *Message {
 }
 
 // recoveryKeyMail is the notification that a recovery key was made
-// (created) or deleted (docs/recovery-key.md, R1.4).
+// (created) or deleted (docs/recovery-key.md, RK.4).
 func recoveryKeyMail(email string, created bool) *Message {
 	c := mailContent{
 		to:      email,

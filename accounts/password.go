@@ -54,7 +54,7 @@ type NewPassword struct {
 	Bundle []byte
 	// KeepRecoveryKey: the client re-wrapped the kB it holds, so the
 	// account's recovery key still opens to it (docs/recovery-key.md,
-	// R1.6). Otherwise, and always with an all-zero wrapKb (a new kB), the
+	// RK.6). Otherwise, and always with an all-zero wrapKb (a new kB), the
 	// reset deletes the recovery key.
 	KeepRecoveryKey bool
 }

@@ -15,7 +15,7 @@ import (
 
 // CreateRecoveryKey stores id and data as the recovery key of the caller's
 // verified account (104 otherwise), replacing the one it had, and mails
-// the account holder (R1.4).
+// the account holder (RK.4).
 func (s *Service) CreateRecoveryKey(ctx context.Context, c Caller, id, data []byte) error {
 	a := c.Account
 	if !a.Verified {
@@ -72,7 +72,7 @@ func (s *Service) DestroyRecoveryKey(ctx context.Context, c Caller) error {
 }
 
 // RecoveryData returns the recovery key of the caller's account to the
-// holder of an accountResetToken who proves its id (R1.4): 129 when the
+// holder of an accountResetToken who proves its id (RK.4): 129 when the
 // account has none, 128 when id is not its id. Every outcome is audited.
 func (s *Service) RecoveryData(ctx context.Context, c Caller, id []byte) (*store.RecoveryKey, error) {
 	ev := event{action: "recoveryKey.data", uid: c.Account.UID}
@@ -92,7 +92,7 @@ func (s *Service) RecoveryData(ctx context.Context, c Caller, id []byte) (*store
 }
 
 // dropRecoveryKeyAtReset deletes the account's recovery key in the reset's
-// transaction q (R1.6) and audits it, if there was one.
+// transaction q (RK.6) and audits it, if there was one.
 func (s *Service) dropRecoveryKeyAtReset(ctx context.Context, q store.Queries, c Caller, uid []byte) error {
 	if err := q.DeleteRecoveryKey(ctx, uid); errors.Is(err, store.ErrNotFound) {
 		return nil

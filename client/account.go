@@ -97,7 +97,7 @@ func (c *Client) PasswordChangeStart(ctx context.Context, authToken []byte) (key
 // then reset with wrapKb' = kB XOR the new unwrapBKey. The new verifier and
 // stretching use the email bytes the server stores. All sessions end. As kB
 // is kept, the reset asks the server to keep the account's recovery key too
-// ("keepRecoveryKey": true, docs/recovery-key.md R1.6).
+// ("keepRecoveryKey": true, docs/recovery-key.md RK.6).
 func (c *Client) ChangePassword(ctx context.Context, email, oldPassword, newPassword string) error {
 	auth, err := c.SignIn(ctx, email, oldPassword)
 	if err != nil {
@@ -132,9 +132,9 @@ func (c *Client) ResetAccount(ctx context.Context, accountResetToken []byte, ema
 
 // ResetAccountWithKB sets a new password with an accountResetToken seed and
 // keeps kB: it stores wrapKb = kB XOR the new unwrapBKey (spec 4.3), as
-// after RecoveryKB (docs/recovery-key.md R1.5 step 3). kA and kB are then
+// after RecoveryKB (docs/recovery-key.md RK.5 step 3). kA and kB are then
 // those of before. Like every reset that is not a password change, it
-// deletes the account's recovery key (R1.6): the user makes a new one once
+// deletes the account's recovery key (RK.6): the user makes a new one once
 // signed in. email must be the exact email bytes the server stores.
 func (c *Client) ResetAccountWithKB(ctx context.Context, accountResetToken []byte, email, newPassword string, kB []byte) error {
 	if len(kB) != 32 {
@@ -147,7 +147,7 @@ func (c *Client) ResetAccountWithKB(ctx context.Context, accountResetToken []byt
 
 // reset calls /v1/account/reset with new credentials for password;
 // wrapKb computes the wrapKb to store from the new unwrapBKey. With
-// keepRecoveryKey the body has "keepRecoveryKey": true (R1.6), which only a
+// keepRecoveryKey the body has "keepRecoveryKey": true (RK.6), which only a
 // reset that keeps kB may send; a server without the recovery key
 // extension refuses the member (400/107, param keepRecoveryKey, the token
 // not consumed) and has no recovery key to keep, so the reset is sent again
@@ -181,7 +181,7 @@ type resetRequest struct {
 	SRP                protocol.SRP        `json:"srp"`
 	PasswordStretching protocol.Stretching `json:"passwordStretching"`
 	// KeepRecoveryKey is sent, as true, only by a password change that
-	// re-wraps the kB it holds (docs/recovery-key.md R1.6).
+	// re-wraps the kB it holds (docs/recovery-key.md RK.6).
 	KeepRecoveryKey bool `json:"keepRecoveryKey,omitempty"`
 }
 

@@ -20,8 +20,8 @@ import (
 // CreateRecoveryKey makes a new recovery key for the account of a
 // sessionToken seed, whose uid and kB the caller just fetched (Login, Keys),
 // and stores recoveryKeyId and recoveryData = kB sealed under it on the
-// server (POST /v1/recoveryKey, R1.4), replacing the account's previous one.
-// It returns the recovery key string (R1.1) to show the user once: it is
+// server (POST /v1/recoveryKey, RK.4), replacing the account's previous one.
+// It returns the recovery key string (RK.1) to show the user once: it is
 // kept nowhere else. The account must be verified (else 400/104).
 func (c *Client) CreateRecoveryKey(ctx context.Context, sessionToken, uid, kB []byte) (keyString string, err error) {
 	r, err := keywrap.NewRecoveryKey(c.rand)
@@ -59,7 +59,7 @@ func (c *Client) DeleteRecoveryKey(ctx context.Context, sessionToken []byte) err
 	return c.Do(ctx, http.MethodPost, "/v1/recoveryKey/destroy", nil, TokenCredentials(protocol.SessionToken, sessionToken), nil)
 }
 
-// RecoveryKB is steps 1 and 2 of R1.5: it reads the recovery key string the
+// RecoveryKB is steps 1 and 2 of RK.5: it reads the recovery key string the
 // user typed (a mistyped one fails with keywrap.ErrRecoveryKeyLength,
 // ErrRecoveryKeyCharacter or ErrRecoveryKeyCheck before anything is sent),
 // fetches the account's recoveryData with an accountResetToken seed (not

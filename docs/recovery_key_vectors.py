@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Test vectors of the recovery key extension (docs/recovery-key.md, R1.10).
+"""Test vectors of the recovery key extension (docs/recovery-key.md, RK.10).
 
-An implementation of R1.1 and R1.2 that shares no code with the server or the
+An implementation of RK.1 and RK.2 that shares no code with the server or the
 Go and JavaScript clients: HKDF-SHA256 from hashlib/hmac (RFC 5869), AES-256-GCM
 from the `cryptography` package, base32 with Python integers.
 
@@ -50,7 +50,7 @@ def check_char(r):
 
 
 def key_string(r):
-    """R1.1: 52 characters of int(R) << 4, the check character, 13 groups."""
+    """RK.1: 52 characters of int(R) << 4, the check character, 13 groups."""
     assert len(r) == 32
     n = int.from_bytes(r, "big") << 4  # 260 bits
     chars = [ALPHABET[(n >> (5 * (51 - i))) & 31] for i in range(52)]
@@ -67,7 +67,7 @@ class ParseError(Exception):
 
 
 def parse_key(s):
-    """R1.1 "Reading". Returns R or raises ParseError(length|character|check).
+    """RK.1 "Reading". Returns R or raises ParseError(length|character|check).
 
     Lowercase letters are the ASCII ones (Crockford's rules are about ASCII):
     a non-ASCII letter is a character error, whatever it would upper-case to.
@@ -179,7 +179,7 @@ def parse_cases(vecs):
         ("last-bit-G", last["keyString"].lower().replace(" ", ""), last["R"]),
     ]
 
-    # Invalid strings, each with the kind of error of R1.1.
+    # Invalid strings, each with the kind of error of RK.1.
     bad_char = flat[:20] + "U" + flat[21:]
     wrong_check = substitute(flat, 52, ALPHABET[(ALPHABET.index(flat[52]) + 1) % 32])
     # A character of R changed so that the check character no longer fits.
@@ -254,9 +254,9 @@ def parse_cases(vecs):
 def document():
     vecs = vectors()
     return {
-        "description": "Recovery key test vectors (docs/recovery-key.md, R1.10), made by docs/recovery_key_vectors.py. "
+        "description": "Recovery key test vectors (docs/recovery-key.md, RK.10), made by docs/recovery_key_vectors.py. "
         "Hex values are lowercase. recoveryData = nonce || AES-256-GCM(recoveryEncKey, nonce, kB, aad = uid). "
-        "parse: input is what a user typed; R is what it reads as, or error is length, character or check (R1.1).",
+        "parse: input is what a user typed; R is what it reads as, or error is length, character or check (RK.1).",
         "alphabet": ALPHABET,
         "vectors": vecs,
         "parse": parse_cases(vecs),

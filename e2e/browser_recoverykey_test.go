@@ -28,7 +28,7 @@ import (
 // The recovery key of docs/recovery-key.md in the web client: made on the
 // account page from the kB the page holds and shown once, typed on the
 // forgot-password page after the emailed code so that the reset keeps kB,
-// and the page's recoverykey.js against the vectors of R1.10 and the Go
+// and the page's recoverykey.js against the vectors of RK.10 and the Go
 // keywrap package.
 
 // keyStringRE is a recovery key string as the account page shows it:
@@ -131,7 +131,7 @@ func (b *browser) allEvents(tab context.Context) {
 }
 
 // mistyped returns key with one character replaced so that the check of
-// R1.1 fails (keywrap says so), and the position changed (1-based).
+// RK.1 fails (keywrap says so), and the position changed (1-based).
 func mistyped(t *testing.T, key string) string {
 	t.Helper()
 	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -392,7 +392,7 @@ func TestBrowserRecoveryKey(t *testing.T) {
 }
 
 // Resets that do not keep kB: one without the recovery key (a new kB, and
-// the key deleted with the reset, R1.6), then one typing the key that is
+// the key deleted with the reset, RK.6), then one typing the key that is
 // gone (400/129) that goes on without it; deleting a key after a
 // confirmation; and a key the Go client made, used on the page.
 func TestBrowserRecoveryKeyNotUsed(t *testing.T) {
@@ -507,7 +507,7 @@ func TestBrowserRecoveryKeyNotUsed(t *testing.T) {
 	}
 }
 
-// recoveryVectors is keywrap/testdata/recovery-key-vectors.json (R1.10).
+// recoveryVectors is keywrap/testdata/recovery-key-vectors.json (RK.10).
 type recoveryVectors struct {
 	Alphabet string `json:"alphabet"`
 	Vectors  []struct {
@@ -519,7 +519,7 @@ type recoveryVectors struct {
 	} `json:"parse"`
 }
 
-// recoverykey.js against every vector and parse case of R1.10, and against
+// recoverykey.js against every vector and parse case of RK.10, and against
 // keywrap both ways: keys the page makes read, derive and open in Go, and
 // keys Go makes in the page.
 func TestBrowserRecoveryKeyVectors(t *testing.T) {

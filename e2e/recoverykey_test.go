@@ -272,7 +272,7 @@ func TestRecoveryKeyE2E(t *testing.T) {
 			t.Fatalf("deleting again: %v", err)
 		}
 
-		// The audit trail: every recoveryKey action of R1.7, with its
+		// The audit trail: every recoveryKey action of RK.7, with its
 		// details, and never a key, an id or the data.
 		page, err := admin.Audit(ctx, client.AuditQuery{UID: uidHex})
 		if err != nil {

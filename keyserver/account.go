@@ -201,7 +201,7 @@ func (s *Server) accountReset(req *request) (any, error) {
 	if n.Stretching, err = o.Stretching("passwordStretching"); err != nil {
 		return nil, err
 	}
-	// docs/recovery-key.md, R1.6: an extension member, after the listed ones.
+	// docs/recovery-key.md, RK.6: an extension member, after the listed ones.
 	if n.KeepRecoveryKey, _, err = o.OptionalBool("keepRecoveryKey"); err != nil {
 		return nil, err
 	}

@@ -2,8 +2,8 @@ package keyserver
 
 import "github.com/keyserver/keyserver/protocol"
 
-// The recovery-key endpoints (docs/recovery-key.md, R1.4), and the sizes of
-// their members (R1.2): recoveryKeyId, and nonce || ciphertext || GCM tag.
+// The recovery-key endpoints (docs/recovery-key.md, RK.4), and the sizes of
+// their members (RK.2): recoveryKeyId, and nonce || ciphertext || GCM tag.
 const (
 	recoveryKeyIDSize = 16
 	recoveryDataSize  = 12 + 32 + 16

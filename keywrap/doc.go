@@ -14,7 +14,7 @@
 //   - section 4.3, class-B keys: kB = wrapKb XOR unwrapBKey ([UnwrapKB], [WrapKB]).
 //
 // It also implements the client side of the recovery-key extension, docs/recovery-key.md
-// (R1.1, R1.2): a recovery key R is 32 random bytes, written for people as 53 Crockford
+// (RK.1, RK.2): a recovery key R is 32 random bytes, written for people as 53 Crockford
 // base32 characters whose last is a check character, the top 5 bits of H(R)
 // ([FormatRecoveryKey], [ParseRecoveryKey]); recoveryKeyId = HKDF(R, salt = empty,
 // info = KW("recoveryKeyId"), 16) ([RecoveryKeyID]); recoveryData = nonce (12) ||

@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// Sizes of the recovery key extension (docs/recovery-key.md, R1.1, R1.2).
+// Sizes of the recovery key extension (docs/recovery-key.md, RK.1, RK.2).
 const (
 	RecoveryKeySize   = 32 // R
 	RecoveryKeyIDSize = 16 // recoveryKeyId
@@ -30,10 +30,10 @@ const (
 	recoveryKeyGroups = 13
 )
 
-// crockford is the Crockford base32 alphabet of R1.1, value i at index i.
+// crockford is the Crockford base32 alphabet of RK.1, value i at index i.
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-// The errors of ParseRecoveryKey (R1.1 "Reading"). Their messages are meant
+// The errors of ParseRecoveryKey (RK.1 "Reading"). Their messages are meant
 // for the user; they hold no key material, except that the error of
 // ErrRecoveryKeyCharacter names the one character that is not in the
 // alphabet.
@@ -66,7 +66,7 @@ func recoveryCheck(r []byte) byte {
 	return h[0] >> 3
 }
 
-// FormatRecoveryKey returns the recovery key string of R (R1.1): 52
+// FormatRecoveryKey returns the recovery key string of R (RK.1): 52
 // characters for the 256 bits of R followed by 4 zero bits, 5 bits each, most
 // significant first, then the check character; shown as 13 groups separated
 // by single spaces, twelve of four characters and a last one of five (65
@@ -103,7 +103,7 @@ func FormatRecoveryKey(r []byte) string {
 }
 
 // ParseRecoveryKey reads a recovery key string as a user typed it and returns
-// R (R1.1 "Reading"): spaces, tabs and hyphens are removed, ASCII lowercase
+// R (RK.1 "Reading"): spaces, tabs and hyphens are removed, ASCII lowercase
 // letters made uppercase, O read as 0 and I and L as 1. The result must have
 // 53 characters (else an error wrapping ErrRecoveryKeyLength, saying how many
 // it has), all in the alphabet (else an error wrapping
@@ -169,7 +169,7 @@ func checkRecoveryKey(r []byte) error {
 }
 
 // RecoveryKeyID returns recoveryKeyId = HKDF(R, salt = empty, info =
-// KW("recoveryKeyId"), 16) (R1.2), the value the server compares. It panics
+// KW("recoveryKeyId"), 16) (RK.2), the value the server compares. It panics
 // if r is not RecoveryKeySize bytes.
 func RecoveryKeyID(r []byte) []byte {
 	if err := checkRecoveryKey(r); err != nil {
@@ -183,7 +183,7 @@ func RecoveryKeyID(r []byte) []byte {
 }
 
 // recoveryEncKey returns recoveryEncKey = HKDF(R, salt = empty, info =
-// KW("recoveryData"), 32) (R1.2).
+// KW("recoveryData"), 32) (RK.2).
 func recoveryEncKey(r []byte) ([]byte, error) {
 	return hkdfSHA256(r, "recoveryData", recoveryEncKeySize)
 }
@@ -204,7 +204,7 @@ func recoveryAEAD(r []byte) (cipher.AEAD, error) {
 }
 
 // SealRecoveryData returns recoveryData = nonce || AES-256-GCM(recoveryEncKey,
-// nonce, plaintext = kB, aad = uid) (R1.2), RecoveryDataSize bytes, with a
+// nonce, plaintext = kB, aad = uid) (RK.2), RecoveryDataSize bytes, with a
 // 12-byte nonce read from rand (a CSPRNG). r must be RecoveryKeySize bytes,
 // uid 16 and kB 32.
 func SealRecoveryData(rand io.Reader, r, uid, kB []byte) ([]byte, error) {

@@ -101,7 +101,7 @@ func TestRecoveryKeyVectors(t *testing.T) {
 }
 
 // normalized is s as ParseRecoveryKey reads it before decoding (step 1 of
-// R1.1 "Reading").
+// RK.1 "Reading").
 func normalized(s string) string {
 	var b strings.Builder
 	for _, c := range s {
@@ -339,7 +339,7 @@ func TestOpenRecoveryDataTamper(t *testing.T) {
 }
 
 // TestRecoveryKeySubstitutions changes each character of key strings to
-// every other character of the alphabet. What R1.1 promises, and what is
+// every other character of the alphabet. What RK.1 promises, and what is
 // true: a changed check character, or a 52nd character with a padding bit
 // set, is always refused; any other change yields another R, whose check
 // character is the typed one with probability 1/32, so about 31 in 32

@@ -27,7 +27,7 @@ const (
 	ErrnoRequestBlocked     Errno = 125
 	ErrnoInvalidAssertion   Errno = 126
 	ErrnoAccountDisabled    Errno = 127
-	// 128 and 129 are the recovery-key extension (docs/recovery-key.md, R1.3).
+	// 128 and 129 are the recovery-key extension (docs/recovery-key.md, RK.3).
 	ErrnoInvalidRecoveryKey Errno = 128
 	ErrnoNoRecoveryKey      Errno = 129
 	ErrnoServiceUnavailable Errno = 201

@@ -81,12 +81,12 @@ type AdminAccount struct {
 	SessionCount int    `json:"sessionCount"`
 	DeviceCount  int    `json:"deviceCount"`
 	// HasRecoveryKey: the account has a recovery key (docs/recovery-key.md,
-	// R1.7); never its id or data.
+	// RK.7); never its id or data.
 	HasRecoveryKey bool `json:"hasRecoveryKey"`
 }
 
 // RecoveryKeyStatus is the response of GET /v1/recoveryKey
-// (docs/recovery-key.md, R1.4); CreatedAt (ms) is 0 and absent when there
+// (docs/recovery-key.md, RK.4); CreatedAt (ms) is 0 and absent when there
 // is none.
 type RecoveryKeyStatus struct {
 	Exists    bool  `json:"exists"`

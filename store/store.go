@@ -163,7 +163,7 @@ type Device struct {
 }
 
 // RecoveryKey is an account's recovery key as the server keeps it
-// (docs/recovery-key.md, R1.8): what the client derived from the key, never
+// (docs/recovery-key.md, RK.8): what the client derived from the key, never
 // the key itself. ID and Data are secret columns.
 type RecoveryKey struct {
 	UID       []byte

@@ -32,7 +32,7 @@ type clientFlags struct {
 	preVerified     bool
 	unblockCode     string
 	// recoveryKey and recoveryKeyFile give forgot and recover the recovery
-	// key that keeps kB (docs/recovery-key.md R1.5).
+	// key that keeps kB (docs/recovery-key.md RK.5).
 	recoveryKey     string
 	recoveryKeyFile string
 }
@@ -184,7 +184,7 @@ func clientDestroy(ctx context.Context, c *client.Client, f *clientFlags, stdout
 
 // clientRecoveryKeyCreate signs in, fetches kB, stores a new recovery key
 // for it (replacing the account's previous one) and prints the key string:
-// the only time it is shown (docs/recovery-key.md R1.1).
+// the only time it is shown (docs/recovery-key.md RK.1).
 func clientRecoveryKeyCreate(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
 	pw, err := readPassword(f.passwordFile, "Password: ")
 	if err != nil {

@@ -37,7 +37,7 @@ func stdinLine(prompt string) (string, error) {
 // clientForgot is the forgot-password flow of spec 9.1: send_code, the
 // emailed code (asked until it is right or no try is left), a new password,
 // reset with a fresh wrapKb, then the keys with the new password. With a
-// recovery key (R1.5) the reset keeps kB instead.
+// recovery key (RK.5) the reset keeps kB instead.
 func clientForgot(ctx context.Context, c *client.Client, f *clientFlags, stdout io.Writer) error {
 	keyString, err := readRecoveryKey(f)
 	if err != nil {
@@ -90,7 +90,7 @@ func clientRecover(ctx context.Context, c *client.Client, f *clientFlags, stdout
 
 // readRecoveryKey returns the recovery key of --recovery-key or the first
 // line of --recovery-key-file (- is standard input), "" when neither is
-// given. It is read, and checked as R1.1 reads it, before anything is sent:
+// given. It is read, and checked as RK.1 reads it, before anything is sent:
 // a mistyped key fails before a code is mailed.
 func readRecoveryKey(f *clientFlags) (string, error) {
 	key := f.recoveryKey
@@ -121,7 +121,7 @@ func readRecoveryKey(f *clientFlags) (string, error) {
 // resetAndShowKeys sets a new password with an accountResetToken, then
 // prints the keys. Without a recovery key it sends a fresh wrapKb (class-B
 // data is lost, kA stays); with one it first gets kB back from the
-// account's recoveryData (R1.5) and keeps it, and nothing is reset when
+// account's recoveryData (RK.5) and keeps it, and nothing is reset when
 // that fails.
 func resetAndShowKeys(ctx context.Context, c *client.Client, resetToken []byte, email, keyString, newPasswordFile string, stdout io.Writer) error {
 	var kB []byte

@@ -1,4 +1,4 @@
--- Recovery keys (issue 15, docs/recovery-key.md R1.8): at most one per
+-- Recovery keys (issue 15, docs/recovery-key.md RK.8): at most one per
 -- account, replaced by the next one, deleted with the account.
 --
 -- key_id and data (recoveryKeyId and recoveryData) are secret columns,

@@ -36,7 +36,7 @@ import (
 // The column string of the binding is "table.column" as above. Salts, the
 // public value B, ids and emails stay in clear: they are searched, or
 // public. A recoveryKeyId is no such id: it proves the recovery key
-// (R1.4) and is never searched (rows are found by uid).
+// (RK.4) and is never searched (rows are found by uid).
 //
 // Each row of accounts, tokens, unblock_codes and recovery_keys records its
 // format in kek_id (migrations 0004 and 0005): the id of the key-encryption

@@ -144,7 +144,7 @@ func testDeleteAccountDeletesRecoveryKey(t *testing.T, s store.Store) {
 // In a transaction the recovery key is read back, and it is committed or
 // rolled back with the transaction. A recovery key not found leaves the
 // transaction usable (a reset deletes the key if there is one, 6.4 and
-// R1.6, and goes on).
+// RK.6, and goes on).
 func testRecoveryKeyInTx(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a := mustAccount(t, s, "alice@example.org")

@@ -13,7 +13,7 @@ export const ERRNO = Object.freeze({
   ACCOUNT_EXISTS: 101, UNKNOWN_ACCOUNT: 102, INCORRECT_PASSWORD: 103, UNVERIFIED: 104,
   INVALID_CODE: 105, INVALID_PARAM: 107, MISSING_PARAM: 108, INVALID_TOKEN: 110, INVALID_TIMESTAMP: 111,
   TOO_MANY_REQUESTS: 114, EMAIL_CASE: 120, UNKNOWN_DEVICE: 123, DEVICE_EXISTS: 124, REQUEST_BLOCKED: 125, DISABLED: 127,
-  INVALID_RECOVERY_KEY: 128, NO_RECOVERY_KEY: 129, // docs/recovery-key.md R1.3
+  INVALID_RECOVERY_KEY: 128, NO_RECOVERY_KEY: 129, // docs/recovery-key.md RK.3
   SERVICE_UNAVAILABLE: 201,
 });
 
@@ -235,7 +235,7 @@ export const destroyDevice = async (sessionToken, id) =>
 export const accountEvents = async (sessionToken) =>
   (await request("GET", "/v1/account/events", { cred: await sessionCred(sessionToken) })).events || [];
 
-// Recovery key (docs/recovery-key.md R1.4). id and data are bytes.
+// Recovery key (docs/recovery-key.md RK.4). id and data are bytes.
 export const createRecoveryKey = async (sessionToken, id, data) =>
   request("POST", "/v1/recoveryKey", {
     body: { recoveryKeyId: toHex(id), recoveryData: toHex(data) }, cred: await sessionCred(sessionToken),
@@ -262,7 +262,7 @@ export async function recoveryKeyData(accountResetToken, id) {
 }
 
 // reset calls /v1/account/reset with new credentials for password; wrapKbFor
-// maps the new unwrapBKey to the wrapKb to store. keepRecoveryKey (R1.6)
+// maps the new unwrapBKey to the wrapKb to store. keepRecoveryKey (RK.6)
 // only when the reset keeps kB. Returns what a sign-in with the new
 // password can reuse.
 async function reset(accountResetToken, email, password, wrapKbFor, onProgress, keepRecoveryKey = false) {
@@ -281,7 +281,7 @@ async function reset(accountResetToken, email, password, wrapKbFor, onProgress, 
 // password, password/change/start, fetch the keys, reset with
 // wrapKb' = kB XOR unwrapBKey'. Every session ends; it returns a new login
 // with the new password (without a third stretching) and the old kB. The
-// reset keeps kB, so it keeps the recovery key too (keepRecoveryKey, R1.6).
+// reset keeps kB, so it keeps the recovery key too (keepRecoveryKey, RK.6).
 export async function changePassword(email, oldPassword, newPassword, onProgress) {
   const half = (base) => onProgress && ((f) => onProgress(base + f / 2));
   const auth = await signIn(email, oldPassword, half(0));
@@ -331,8 +331,8 @@ export async function forgotVerifyCode(token, code) {
 // resetPassword sets newPassword with an accountResetToken (consumed) and
 // signs in. Without kB it sends wrapKb = 32 zero bytes (the server picks a
 // new one: kB changes, kA stays); with the kB a recovery key gave back
-// (R1.5) it sends wrapKb = kB XOR unwrapBKey', so kB stays. The reset
-// deletes the recovery key either way (R1.6).
+// (RK.5) it sends wrapKb = kB XOR unwrapBKey', so kB stays. The reset
+// deletes the recovery key either way (RK.6).
 export async function resetPassword(accountResetToken, email, newPassword, kB, onProgress) {
   const wrapKbFor = kB ? (u) => xor(kB, u) : () => new Uint8Array(32);
   const known = await reset(accountResetToken, email, newPassword, wrapKbFor, onProgress);

@@ -1,5 +1,5 @@
 // Forgotten password: send_code, then verify_code (an accountResetToken),
-// optionally a recovery key (docs/recovery-key.md R1.5: its id gets the
+// optionally a recovery key (docs/recovery-key.md RK.5: its id gets the
 // recoveryData, which gives back kB), and account/reset: with the
 // recovered kB wrapped under the new password, or with a zero wrapKb (the
 // server picks a new one; kA is kept). Then sign in. A code that is used up
@@ -81,7 +81,7 @@ function recoveryShown() {
 }
 $("have-recovery-key").addEventListener("change", recoveryShown);
 
-// recoverKB: the kB that the typed recovery key gets back (R1.5 steps 1
+// recoverKB: the kB that the typed recovery key gets back (RK.5 steps 1
 // and 2); failures are errors of the field.
 async function recoverKB(R, accountResetToken) {
   let d;
@@ -126,7 +126,7 @@ onSubmit($("forgot-reset"), async (form, onProgress) => {
       ["code", pending.accountResetToken || /^[0-9]{8}$/.test(code), code ? "The code has 8 digits." : "Enter the code from the email."],
     );
   } catch (err) { errors.push(...err.errors); }
-  // The recovery key is read here, before anything is sent (R1.1).
+  // The recovery key is read here, before anything is sent (RK.1).
   let R = null;
   if (usingKey()) {
     if (typed.trim() === "") {

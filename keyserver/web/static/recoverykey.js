@@ -1,4 +1,4 @@
-// The recovery key of docs/recovery-key.md (extension R1): 32 random bytes R
+// The recovery key of docs/recovery-key.md (extension RK): 32 random bytes R
 // that only the user holds, written as 53 Crockford base32 characters (the
 // last one a check character), from which the client derives the
 // recoveryKeyId the server compares and the AES-256-GCM key of the
@@ -19,7 +19,7 @@ const subtle = () => {
 };
 
 // RecoveryKeyError is a typed string that is not a recovery key: kind is
-// "length", "character" or "check" (R1.1), message says it in words.
+// "length", "character" or "check" (RK.1), message says it in words.
 export class RecoveryKeyError extends Error {
   constructor(kind, message, detail = {}) {
     super(message);
@@ -40,7 +40,7 @@ async function checkChar(R) {
 const group = (s) => [...s.slice(0, 48).match(/..../g), s.slice(48)];
 
 // formatKey returns the recovery key string of R: 13 groups separated by
-// single spaces (R1.1).
+// single spaces (RK.1).
 export async function formatKey(R) {
   if (!(R instanceof Uint8Array) || R.length !== 32) throw new Error("a recovery key is 32 bytes");
   let out = "", acc = 0, bits = 0;
@@ -65,14 +65,14 @@ const ordinal = (n) => {
   return n + (s[(v - 20) % 10] || s[v] || s[0]);
 };
 
-// normalize applies R1.1's step 1: spaces, tabs and hyphens go; a-z become
+// normalize applies RK.1's step 1: spaces, tabs and hyphens go; a-z become
 // A-Z; O becomes 0, I and L become 1.
 export function normalize(typed) {
   return String(typed).replace(/[ \t-]/g, "").replace(/[a-z]/g, (c) => c.toUpperCase())
     .replace(/O/g, "0").replace(/[IL]/g, "1");
 }
 
-// parseKey reads a typed recovery key (R1.1) and returns R, or throws a
+// parseKey reads a typed recovery key (RK.1) and returns R, or throws a
 // RecoveryKeyError whose message can be shown to the user.
 export async function parseKey(typed) {
   const chars = [...normalize(typed)]; // code points: "é" is one character
