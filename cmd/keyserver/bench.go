@@ -683,7 +683,13 @@ func (b *bench) printProgress(start time.Time, done <-chan struct{}) {
 			return
 		case now := <-tick.C:
 			ok, failed := b.stats.counts()
-			b.logf("%6.1f s: %d sign-ins (%.1f/s), %d failed", now.Sub(start).Seconds(), ok, float64(ok-last)/now.Sub(lastT).Seconds(), failed)
+			rss := ""
+			if b.f.serverPID > 0 { // the server's memory over the run: flat after warm-up?
+				if v, err := procRSS(b.f.serverPID); err == nil {
+					rss = fmt.Sprintf(", server RSS %.1f MiB", float64(v)/1024) // KiB
+				}
+			}
+			b.logf("%6.1f s: %d sign-ins (%.1f/s), %d failed%s", now.Sub(start).Seconds(), ok, float64(ok-last)/now.Sub(lastT).Seconds(), failed, rss)
 			last, lastT = ok, now
 		}
 	}
