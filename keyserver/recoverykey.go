@@ -1,13 +1,11 @@
 package keyserver
 
-import "github.com/keyserver/keyserver/protocol"
-
-// The recovery-key endpoints (docs/recovery-key.md, RK.4), and the sizes of
-// their members (RK.2): recoveryKeyId, and nonce || ciphertext || GCM tag.
-const (
-	recoveryKeyIDSize = 16
-	recoveryDataSize  = 12 + 32 + 16
+import (
+	"github.com/keyserver/keyserver/keywrap"
+	"github.com/keyserver/keyserver/protocol"
 )
+
+// The recovery-key endpoints (docs/recovery-key.md, RK.4).
 
 // POST /v1/recoveryKey (Hawk sessionToken): stores the account's recovery
 // key, replacing the one it had.
@@ -16,11 +14,11 @@ func (s *Server) recoveryKeyCreate(req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := o.Hex("recoveryKeyId", recoveryKeyIDSize)
+	id, err := o.Hex("recoveryKeyId", keywrap.RecoveryKeyIDSize)
 	if err != nil {
 		return nil, err
 	}
-	data, err := o.Hex("recoveryData", recoveryDataSize)
+	data, err := o.Hex("recoveryData", keywrap.RecoveryDataSize)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +57,7 @@ func (s *Server) recoveryKeyData(req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := o.Hex("recoveryKeyId", recoveryKeyIDSize)
+	id, err := o.Hex("recoveryKeyId", keywrap.RecoveryKeyIDSize)
 	if err != nil {
 		return nil, err
 	}

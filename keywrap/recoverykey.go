@@ -102,15 +102,10 @@ func FormatRecoveryKey(r []byte) string {
 	return b.String()
 }
 
-// ParseRecoveryKey reads a recovery key string as a user typed it and returns
-// R (RK.1 "Reading"): spaces, tabs and hyphens are removed, ASCII lowercase
-// letters made uppercase, O read as 0 and I and L as 1. The result must have
-// 53 characters (else an error wrapping ErrRecoveryKeyLength, saying how many
-// it has), all in the alphabet (else an error wrapping
-// ErrRecoveryKeyCharacter that names the first other character and its
-// position), and the 4 bits after R must be zero and the check character
-// the one of R (else ErrRecoveryKeyCheck).
-func ParseRecoveryKey(s string) ([]byte, error) {
+// normalizeRecoveryKey is step 1 of RK.1 "Reading": s without spaces, tabs
+// and hyphens, ASCII lowercase letters made uppercase, O read as 0 and I
+// and L as 1.
+func normalizeRecoveryKey(s string) []rune {
 	chars := make([]rune, 0, recoveryKeyChars)
 	for _, c := range s {
 		switch {
@@ -127,6 +122,19 @@ func ParseRecoveryKey(s string) ([]byte, error) {
 		}
 		chars = append(chars, c)
 	}
+	return chars
+}
+
+// ParseRecoveryKey reads a recovery key string as a user typed it and returns
+// R (RK.1 "Reading"): spaces, tabs and hyphens are removed, ASCII lowercase
+// letters made uppercase, O read as 0 and I and L as 1. The result must have
+// 53 characters (else an error wrapping ErrRecoveryKeyLength, saying how many
+// it has), all in the alphabet (else an error wrapping
+// ErrRecoveryKeyCharacter that names the first other character and its
+// position), and the 4 bits after R must be zero and the check character
+// the one of R (else ErrRecoveryKeyCheck).
+func ParseRecoveryKey(s string) ([]byte, error) {
+	chars := normalizeRecoveryKey(s)
 	if len(chars) != recoveryKeyChars {
 		return nil, fmt.Errorf("%w, not %d", ErrRecoveryKeyLength, len(chars))
 	}

@@ -102,25 +102,7 @@ func TestRecoveryKeyVectors(t *testing.T) {
 
 // normalized is s as ParseRecoveryKey reads it before decoding (step 1 of
 // RK.1 "Reading").
-func normalized(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		switch {
-		case c == ' ' || c == '\t' || c == '-':
-			continue
-		case c >= 'a' && c <= 'z':
-			c -= 'a' - 'A'
-		}
-		switch c {
-		case 'O':
-			c = '0'
-		case 'I', 'L':
-			c = '1'
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
+func normalized(s string) string { return string(normalizeRecoveryKey(s)) }
 
 // leaksKey reports whether msg holds 4 consecutive characters of the key
 // string s: an error message may name one character, never a piece of the

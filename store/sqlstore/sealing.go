@@ -264,16 +264,13 @@ type KEKCount struct {
 	Rows  int64
 }
 
-// sealedTables are the tables with secret columns, in the order Reseal
-// and SealStatus visit them.
-var sealedTables = []string{"accounts", "tokens", "unblock_codes", "recovery_keys"}
-
 // SealStatus counts the rows of each table with secret columns by the key
 // that sealed them (KEKID "" for rows in clear), ordered by table, then
 // key id. A rotation is over when every row is under the current key.
 func (s *Store) SealStatus(ctx context.Context) ([]KEKCount, error) {
 	var out []KEKCount
-	for _, table := range sealedTables {
+	for _, t := range resealTables {
+		table := t.table
 		rows, err := s.db.QueryContext(ctx, "SELECT COALESCE(kek_id, ''), COUNT(*) FROM "+table+" GROUP BY kek_id ORDER BY 1")
 		if err != nil {
 			return nil, s.fail(ctx, "seal status", err)
@@ -552,7 +549,8 @@ var recoveryKeysReseal = &resealTable{
 	},
 }
 
-// resealTables are the tables Reseal visits, in the order of sealedTables.
+// resealTables are the tables with secret columns, in the order Reseal and
+// SealStatus visit them.
 var resealTables = []*resealTable{accountsReseal, tokensReseal, unblockCodesReseal, recoveryKeysReseal}
 
 // resealBatch re-seals up to limit rows of t after the primary key after,
