@@ -3,6 +3,7 @@ package keyserver
 import (
 	"errors"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/keyserver/keyserver/accounts"
@@ -44,6 +45,17 @@ func (l *limiter) shed(next http.Handler) http.Handler {
 		select {
 		case l.run <- struct{}{}:
 			defer func() { <-l.run }()
+			// Yield once before the heavy work. Go's scheduler serves
+			// goroutines readied in-process (database and channel
+			// wake-ups) from a P's own queue, and a saturated P takes
+			// from the global queue, where the network poller's
+			// goroutines land (connections with a request to read), only
+			// every 61st turn: with one P those waited seconds under
+			// overload, before any limit could shed them. Gosched puts
+			// this goroutine at the back of the global queue, so every
+			// heavy request first lets the requests that arrived before
+			// it be read, and shed at once when the queue is full.
+			runtime.Gosched()
 		case <-timer.C:
 			writeError(w, r, shedError())
 			return

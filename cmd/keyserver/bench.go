@@ -536,24 +536,29 @@ func (b *bench) signIn(ctx context.Context, a *benchAccount) (d [numSteps]time.D
 		d[step] = now.Sub(t)
 		t = now
 	}
+	// A failed step's d is the time to its error answer.
+	failedAt := func(step int, err error) ([numSteps]time.Duration, int, error) {
+		d[step] = time.Since(t)
+		return d, step, err
+	}
 	ch, err := b.c.AuthStart(ctx, a.email)
 	if err != nil {
-		return d, stepStart, err
+		return failedAt(stepStart, err)
 	}
 	lap(stepStart)
 	auth, err := b.c.AuthFinishWith(ctx, ch, a.prover)
 	if err != nil {
-		return d, stepFinish, err
+		return failedAt(stepFinish, err)
 	}
 	lap(stepFinish)
 	s, err := b.c.SessionCreate(ctx, auth.AuthToken)
 	if err != nil {
-		return d, stepSession, err
+		return failedAt(stepSession, err)
 	}
 	lap(stepSession)
 	keys, err := b.c.Keys(ctx, s.KeyFetchToken, nil)
 	if err != nil {
-		return d, stepKeys, err
+		return failedAt(stepKeys, err)
 	}
 	if !bytes.Equal(keys.KA, a.kA) || !bytes.Equal(keys.WrapKb, a.wrapKb) {
 		return d, stepKeys, errWrongKeys
@@ -561,7 +566,7 @@ func (b *bench) signIn(ctx context.Context, a *benchAccount) (d [numSteps]time.D
 	lap(stepKeys)
 	if b.certKey != nil {
 		if _, err := b.c.CertificateSign(ctx, s.SessionToken, b.certKey, benchCertMs); err != nil {
-			return d, stepCert, err
+			return failedAt(stepCert, err)
 		}
 		lap(stepCert)
 	}
@@ -630,7 +635,7 @@ func (b *bench) measure(ctx context.Context, stopSignals func()) *benchReport {
 				t0 := time.Now()
 				d, step, err := b.signIn(reqCtx, a)
 				if err != nil {
-					n, is429 := b.stats.failure(step, err)
+					n, is429 := b.stats.failure(step, err, d[step])
 					if is429 && !tooMany.Swap(true) {
 						b.logf("the server answered 429 (too many requests); it may need --rate-limit-exempt for the bench's address (see the report)")
 					}
@@ -860,6 +865,10 @@ type benchStats struct {
 	errs    map[benchErrKey]*benchErrCount
 	tooMany int64
 	shed    int64
+	// shedAnswer is the time to each 503 answer; shedBare counts those
+	// without a Retry-After (spec 1.5 requires one).
+	shedAnswer histogram
+	shedBare   int64
 }
 
 func newBenchStats() *benchStats { return &benchStats{errs: map[benchErrKey]*benchErrCount{}} }
@@ -876,9 +885,9 @@ func (s *benchStats) success(d [numSteps]time.Duration, n int, total time.Durati
 	s.ok++
 }
 
-// failure records a sign-in that failed at step and returns the number of
-// failures so far and whether it was a 429.
-func (s *benchStats) failure(step int, err error) (int64, bool) {
+// failure records a sign-in that failed at step, whose answer took took,
+// and returns the number of failures so far and whether it was a 429.
+func (s *benchStats) failure(step int, err error, took time.Duration) (int64, bool) {
 	k, msg := classifyBenchError(step, err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -895,6 +904,10 @@ func (s *benchStats) failure(step int, err error) (int64, bool) {
 	}
 	if k.status == http.StatusServiceUnavailable {
 		s.shed++
+		s.shedAnswer.record(took)
+		if ce := (*client.Error)(nil); errors.As(err, &ce) && ce.Header.Get("Retry-After") == "" {
+			s.shedBare++
+		}
 	}
 	return s.failed, is429
 }
@@ -1171,9 +1184,13 @@ type benchReport struct {
 	Errors           []benchErrRow  `json:"errors"`
 	TooManyRequests  int64          `json:"tooManyRequests"`    // 429s
 	Shed             int64          `json:"serviceUnavailable"` // 503s
-	Bench            *benchCPU      `json:"bench,omitempty"`
-	Server           *benchServer   `json:"server,omitempty"`
-	Notes            []string       `json:"notes"`
+	// ShedAnswer is the time to a 503 answer (from the step's start).
+	ShedAnswer *benchLatency `json:"shedAnswer,omitempty"`
+	// ShedWithoutRetryAfter counts the 503s that had no Retry-After.
+	ShedWithoutRetryAfter int64        `json:"shedWithoutRetryAfter"`
+	Bench                 *benchCPU    `json:"bench,omitempty"`
+	Server                *benchServer `json:"server,omitempty"`
+	Notes                 []string     `json:"notes"`
 }
 
 type benchLatency struct {
@@ -1254,6 +1271,10 @@ func (b *bench) report(elapsed time.Duration, stopped string, u procUsage) *benc
 		r.Steps = append(r.Steps, latency(stepNames[i], &s.steps[i]))
 	}
 	r.Signin = latency("sign-in", &s.signin)
+	if s.shed > 0 {
+		r.ShedAnswer = ptr(latency("503 answer", &s.shedAnswer))
+		r.ShedWithoutRetryAfter = s.shedBare
+	}
 	r.Errors = errorRows(s.errs)
 	if u.selfOK {
 		c := cpuFigures(u.selfCPU, elapsed, s.ok)
@@ -1314,6 +1335,9 @@ func (r *benchReport) notes() []string {
 			"more than --heavy-queue waiting or waited longer than --heavy-wait (after each, the client waited the Retry-After, "+
 			"at most 1 s); lower --concurrency or raise them on the server", r.Shed))
 	}
+	if r.ShedWithoutRetryAfter > 0 {
+		notes = append(notes, fmt.Sprintf("%d of the 503 answers had no Retry-After header (spec 1.5 requires one)", r.ShedWithoutRetryAfter))
+	}
 	switch r.Stopped {
 	case "max-errors":
 		notes = append(notes, fmt.Sprintf("stopped early after %d failed sign-ins (--max-errors)", r.Failed))
@@ -1355,7 +1379,11 @@ func (r *benchReport) write(w io.Writer) {
 	p("sign-ins:      %d in %.3f s = %.1f sign-ins/s, %d failed\n\n", r.Signins, r.ElapsedSeconds, r.SigninsPerSecond, r.Failed)
 
 	p("%-17s %8s %9s %9s %9s %9s %9s\n", "latency (ms)", "count", "mean", "p50", "p90", "p99", "max")
-	for _, l := range append(r.Steps, r.Signin) {
+	rows := append(r.Steps, r.Signin)
+	if r.ShedAnswer != nil {
+		rows = append(rows, *r.ShedAnswer)
+	}
+	for _, l := range rows {
 		p("%-17s %8d %9.3f %9.3f %9.3f %9.3f %9.3f\n", l.Name, l.Count, l.MeanMs, l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs)
 	}
 	p("\n")

@@ -116,18 +116,18 @@ func TestBenchStatsReport(t *testing.T) {
 		s.success(d, stepCert, time.Duration(i*10)*time.Millisecond)
 	}
 	tooMany := &client.Error{Status: 429, Errno: 114, Message: "Client has sent too many requests"}
-	shed := &client.Error{Status: 503, Errno: 201, Message: "Service unavailable"}
+	shed := &client.Error{Status: 503, Errno: 201, Message: "Service unavailable", Header: http.Header{"Retry-After": {"1"}}}
 	var n int64
 	var is429 bool
 	for i := 0; i < 3; i++ {
-		n, is429 = s.failure(stepStart, tooMany)
+		n, is429 = s.failure(stepStart, tooMany, time.Millisecond)
 	}
 	if n != 3 || !is429 {
 		t.Fatalf("failure: %d %v", n, is429)
 	}
-	s.failure(stepFinish, shed)
-	s.failure(stepKeys, errWrongKeys)
-	s.failure(stepSession, fmt.Errorf("client: POST /v1/session/create: %w", syscall.ECONNREFUSED))
+	s.failure(stepFinish, shed, time.Millisecond)
+	s.failure(stepKeys, errWrongKeys, time.Millisecond)
+	s.failure(stepSession, fmt.Errorf("client: POST /v1/session/create: %w", syscall.ECONNREFUSED), time.Millisecond)
 
 	b := &bench{f: &benchFlags{concurrency: 4, duration: 10 * time.Second}, stats: s, accounts: make([]*benchAccount, 4)}
 	b.c, _ = client.New("http://127.0.0.1:9000")
@@ -167,6 +167,35 @@ func TestBenchStatsReport(t *testing.T) {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, out.String())
 		}
+	}
+}
+
+// The report gives the time to the 503 answers and counts those without a
+// Retry-After, in a note too.
+func TestBenchShedAnswers(t *testing.T) {
+	s := newBenchStats()
+	withRetry := &client.Error{Status: 503, Errno: 201, Header: http.Header{"Retry-After": {"1"}}}
+	for i := 1; i <= 10; i++ {
+		s.failure(stepStart, withRetry, time.Duration(i)*time.Millisecond)
+	}
+	s.failure(stepFinish, &client.Error{Status: 503, Errno: 201, Header: http.Header{}}, 40*time.Millisecond)
+	s.failure(stepStart, &client.Error{Status: 429, Errno: 114, Header: http.Header{"Retry-After": {"1"}}}, time.Second)
+	b := &bench{f: &benchFlags{concurrency: 1, duration: time.Second}, stats: s, accounts: make([]*benchAccount, 1)}
+	b.c, _ = client.New("http://127.0.0.1:9000")
+	r := b.report(time.Second, "duration", procUsage{})
+	if r.Shed != 11 || r.ShedAnswer == nil || r.ShedAnswer.Count != 11 || r.ShedAnswer.MaxMs != 40 || r.ShedWithoutRetryAfter != 1 {
+		t.Fatalf("report: shed %d, answers %+v, without Retry-After %d", r.Shed, r.ShedAnswer, r.ShedWithoutRetryAfter)
+	}
+	if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.HasPrefix(n, "1 of the 503 answers had no Retry-After") }) {
+		t.Errorf("notes: %q", r.Notes)
+	}
+	var out bytes.Buffer
+	r.write(&out)
+	if !strings.Contains(out.String(), "503 answer") {
+		t.Errorf("table lacks the 503 answers:\n%s", out.String())
+	}
+	if r := newBenchStats(); (&bench{f: b.f, stats: r, accounts: b.accounts, c: b.c}).report(time.Second, "duration", procUsage{}).ShedAnswer != nil {
+		t.Error("a run without 503s reports 503 answer times")
 	}
 }
 
