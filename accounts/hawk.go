@@ -69,8 +69,7 @@ func (s *Service) hawkAccount(ctx context.Context, q store.Queries, h *Hawk) (*s
 // ephemeral. It returns the caller with Token and Account set.
 func (s *Service) Authenticate(ctx context.Context, c Caller) (Caller, error) {
 	h := c.Hawk
-	err := s.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error { return s.useNonce(ctx, q, h) })
-	if err != nil {
+	if err := s.useNonce(store.Ephemeral(ctx), s.st, h); err != nil {
 		return c, err
 	}
 	a, err := s.hawkAccount(ctx, s.st, h)

@@ -62,12 +62,16 @@ func (s *Service) AuthStart(ctx context.Context, c Caller, email, unblockCode st
 		return nil, err
 	}
 	tok.ExpiresAt = tok.CreatedAt.Add(s.cfg.SRPTokenTTL)
-	err = s.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error {
-		if err := q.CreateToken(ctx, tok); err != nil || !unblocked {
-			return err
-		}
-		return setOrigin(ctx, q, c, tok, true)
-	})
+	if unblocked {
+		err = s.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error {
+			if err := q.CreateToken(ctx, tok); err != nil {
+				return err
+			}
+			return setOrigin(ctx, q, c, tok, true)
+		})
+	} else {
+		err = s.st.CreateToken(store.Ephemeral(ctx), tok) // one statement, no transaction
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -185,8 +185,6 @@ func (r *Registry) Touch(ctx context.Context, sessionID []byte) error {
 	if !d.LastAccessAt.Before(now.Add(-TouchInterval)) {
 		return nil // the store's rule too: no write
 	}
-	return r.st.WithTx(store.Ephemeral(ctx), func(q store.Queries) error {
-		_, err := q.TouchDevice(ctx, d.ID, now, TouchInterval)
-		return err
-	})
+	_, err = r.st.TouchDevice(store.Ephemeral(ctx), d.ID, now, TouchInterval)
+	return err
 }

@@ -13,14 +13,15 @@
 //
 // Every transaction is of one of two classes, chosen by its caller:
 //
-//   - Durable (the default: WithTx, and every statement run on a Store
-//     outside a transaction): the commit is flushed to stable storage before
-//     it is acknowledged. Account creation, verification, password change,
+//   - Durable (the default: WithTx, Throttle and every statement run on a
+//     Store outside a transaction): the commit is flushed to stable storage
+//     before it is acknowledged. Account creation, verification, password change,
 //     reset, recovery and destruction, device registration and revocation,
 //     session destruction, admin actions, forgot-password tokens and used
 //     recovery assertions are durable.
-//   - Ephemeral (WithTx or Throttle under a context from Ephemeral): the
-//     commit is acknowledged before it is flushed. It is used for
+//   - Ephemeral (WithTx, Throttle or a statement outside a transaction,
+//     under a context from Ephemeral): the commit is acknowledged before it
+//     is flushed. It is used for
 //     short-lived sign-in state only: creating and consuming srpTokens,
 //     authTokens and keyFetchTokens, the sessionToken of session/create,
 //     Hawk nonces, device last-access times, the audit events of sign-ins,
@@ -452,10 +453,11 @@ type Store interface {
 type ephemeralKey struct{}
 
 // Ephemeral returns a copy of ctx under which the transactions a Store
-// starts (WithTx, Throttle) are ephemeral: acknowledged before they are
-// flushed (see the package doc). Statements run on a Store outside a
-// transaction stay durable. Pass the result to the store call only, so that
-// the class does not spread to the caller's later writes.
+// starts (WithTx, Throttle) and the statements it runs outside a
+// transaction are ephemeral: acknowledged before they are flushed (see the
+// package doc). Pass the result to the store call only, so that the class
+// does not spread to the caller's later writes; inside WithTx's fn the
+// transaction's class is fixed, whatever the statements' contexts.
 func Ephemeral(ctx context.Context) context.Context {
 	return context.WithValue(ctx, ephemeralKey{}, true)
 }

@@ -16,7 +16,11 @@ import (
 // transaction.
 type queries struct {
 	stmts *stmtCache
-	tx    *sqlx.Tx
+	// ephemeral, set only on a Store's own queries, is the cache of the
+	// ephemeral pool, where statements outside a transaction run under a
+	// context from store.Ephemeral.
+	ephemeral *stmtCache
+	tx        *sqlx.Tx
 	// missed lists the queries a transaction ran before they were cached,
 	// for WithTx to prepare on the pool once the transaction is over. A
 	// transaction's queries run one at a time.
@@ -36,6 +40,9 @@ var _ store.Queries = (*queries)(nil)
 // to WithTx to cache.
 func (q *queries) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	if q.tx == nil {
+		if q.ephemeral != nil && store.IsEphemeral(ctx) {
+			return q.ephemeral.get(ctx, query)
+		}
 		return q.stmts.get(ctx, query)
 	}
 	if st, ok := q.stmts.m.Load(query); ok {

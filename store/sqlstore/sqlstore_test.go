@@ -193,11 +193,11 @@ func TestSQLitePragmas(t *testing.T) {
 	}
 }
 
-// TestTxDurabilitySettings checks, inside transactions, the setting that
-// decides whether a commit is flushed: SQLite's synchronous (FULL = 2 in a
-// durable transaction, NORMAL = 1 in an ephemeral one), PostgreSQL's
-// synchronous_commit (off only in an ephemeral transaction, and not after
-// it on the same connection).
+// TestTxDurabilitySettings checks, inside transactions and for statements
+// outside one, the setting that decides whether a commit is flushed:
+// SQLite's synchronous (FULL = 2 for durable work, NORMAL = 1 for
+// ephemeral work), PostgreSQL's synchronous_commit (off only for ephemeral
+// work, and never on a durable pool's connection).
 func TestTxDurabilitySettings(t *testing.T) {
 	ctx := context.Background()
 	setting := map[string]string{migrations.SQLite: "PRAGMA synchronous", migrations.Postgres: "SHOW synchronous_commit"}
@@ -233,8 +233,35 @@ func TestTxDurabilitySettings(t *testing.T) {
 				if err := s.db.QueryRowxContext(ctx, setting[d.name]).Scan(&got); err != nil || got != want[d.name][0] {
 					t.Errorf("outside a transaction: %s = %s, %v; want %s", setting[d.name], got, err, want[d.name][0])
 				}
+				// A statement a Store runs outside a transaction: of ctx's class.
+				for i, c := range []context.Context{ctx, store.Ephemeral(ctx)} {
+					if err := s.row(c, setting[d.name]).Scan(&got); err != nil || got != want[d.name][i] {
+						t.Errorf("Store statement, class %d: %s = %s, %v; want %s", i, setting[d.name], got, err, want[d.name][i])
+					}
+				}
 			}
 		})
+	}
+}
+
+// The ephemeral pool's DSN sets synchronous_commit = off, also over a
+// value the DSN gives, and keeps every other parameter.
+func TestPostgresEphemeralDSN(t *testing.T) {
+	got, err := postgresEphemeralDSN("postgres://u:p%40ss@db.example:5433/ks?sslmode=verify-full&synchronous_commit=on&application_name=ks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if pw, _ := u.User.Password(); u.User.Username() != "u" || pw != "p@ss" || u.Host != "db.example:5433" || u.Path != "/ks" ||
+		q.Get("sslmode") != "verify-full" || q.Get("application_name") != "ks" || q["synchronous_commit"][0] != "off" || len(q["synchronous_commit"]) != 1 {
+		t.Errorf("ephemeral DSN %q", got)
+	}
+	if _, err := postgresEphemeralDSN("postgres://u:secret@[::1"); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("bad URL: error %v, want one that does not repeat the DSN", err)
 	}
 }
 

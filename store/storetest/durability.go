@@ -73,6 +73,50 @@ func testCommitVisibleAcrossClasses(t *testing.T, s store.Store) {
 	}
 }
 
+// Statements run on the Store outside a transaction under a context from
+// store.Ephemeral (single-statement sign-in writes) are seen at once by
+// reads and transactions of either class, and the other way round.
+func testEphemeralStatements(t *testing.T, s store.Store) {
+	ctx, ectx := t.Context(), store.Ephemeral(t.Context())
+	a := mustAccount(t, s, "alice@example.org")
+	for range 3 {
+		tok := newToken(protocol.SRPToken, a.UID)
+		if err := s.CreateToken(ectx, tok); err != nil {
+			t.Fatalf("CreateToken(ephemeral): %v", err)
+		}
+		if _, err := s.Token(ctx, protocol.SRPToken, tok.ID); err != nil {
+			t.Fatalf("Token after an ephemeral CreateToken: %v", err)
+		}
+		err := s.WithTx(ctx, func(q store.Queries) error {
+			_, err := q.ConsumeToken(ctx, protocol.SRPToken, tok.ID)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("durable ConsumeToken after an ephemeral CreateToken: %v", err)
+		}
+		durable := newToken(protocol.AuthToken, a.UID)
+		if err := s.CreateToken(ctx, durable); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ConsumeToken(ectx, protocol.AuthToken, durable.ID); err != nil {
+			t.Fatalf("ConsumeToken(ephemeral) of a durable token: %v", err)
+		}
+		_, err = s.ConsumeToken(ctx, protocol.AuthToken, durable.ID)
+		wantErr(t, "ConsumeToken again", err, store.ErrNotFound)
+
+		id := rnd(32)
+		if err := s.UseNonce(ectx, id, 1, "n", t0.Add(time.Minute)); err != nil {
+			t.Fatalf("UseNonce(ephemeral): %v", err)
+		}
+		wantErr(t, "UseNonce replayed durably", s.UseNonce(ctx, id, 1, "n", t0.Add(time.Minute)), store.ErrConflict)
+		err = s.WithTx(ectx, func(q store.Queries) error { return q.UseNonce(ctx, id, 1, "n", t0.Add(time.Minute)) })
+		wantErr(t, "UseNonce replayed in an ephemeral transaction", err, store.ErrConflict)
+	}
+	if n := countTokens(t, s, a.UID, protocol.SRPToken) + countTokens(t, s, a.UID, protocol.AuthToken); n != 0 {
+		t.Errorf("%d tokens left, want 0", n)
+	}
+}
+
 // A sign-in's ephemeral rows, then durable writes that depend on them (a
 // device of the new session), then ephemeral writes on those, then a
 // durable revocation: each step sees the ones before.

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EphemeralTxRollbackOnPanic", testEphemeralTxRollbackOnPanic},
 		{"MixedConcurrentWriters", testMixedConcurrentWriters},
 		{"CommitVisibleAcrossClasses", testCommitVisibleAcrossClasses},
+		{"EphemeralStatements", testEphemeralStatements},
 		{"DurableAfterEphemeral", testDurableAfterEphemeral},
 		{"EphemeralErrors", testEphemeralErrors},
 		{"EphemeralThrottle", testEphemeralThrottle},
