@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -142,7 +143,8 @@ func TestSQLitePragmas(t *testing.T) {
 		t.Fatal("SQLite store has a single pool")
 	}
 	for _, p := range pools {
-		want := map[string]string{"foreign_keys": "1", "journal_mode": "wal", "synchronous": p.sync, "busy_timeout": "10000"}
+		want := map[string]string{"foreign_keys": "1", "journal_mode": "wal", "synchronous": p.sync, "busy_timeout": "10000",
+			"wal_autocheckpoint": fmt.Sprint(walCheckpointPages)}
 		const n = 4
 		for i := range n {
 			c, err := p.db.Connx(ctx)
