@@ -17,8 +17,8 @@ import (
 type queries struct {
 	stmts *stmtCache
 	// ephemeral, set only on a Store's own queries, is the cache of the
-	// ephemeral pool, where statements outside a transaction run under a
-	// context from store.Ephemeral.
+	// ephemeral pool (on PostgreSQL the same as stmts), where statements
+	// outside a transaction run under a context from store.Ephemeral.
 	ephemeral *stmtCache
 	tx        *sqlx.Tx
 	// missed lists the queries a transaction ran before they were cached,
@@ -52,7 +52,23 @@ func (q *queries) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
 	return q.tx.PreparexContext(ctx, q.tx.Rebind(query)) // closed with the transaction
 }
 
+// ownTx reports whether a statement under ctx must run in a transaction
+// of its own: an ephemeral one outside a transaction, on a dialect whose
+// ephemeral class is a setting of the transaction (PostgreSQL). rows, for
+// reads of several rows, needs none: a read commits nothing.
+func (q *queries) ownTx(ctx context.Context) bool {
+	return q.tx == nil && q.ephemeral != nil && q.d.beginEphemeral != "" && store.IsEphemeral(ctx)
+}
+
 func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if q.ownTx(ctx) {
+		var res sql.Result
+		err := q.withTx(ctx, func(tq store.Queries) (err error) {
+			res, err = tq.(*queries).exec(ctx, query, args...)
+			return err
+		})
+		return res, err
+	}
 	st, err := q.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -61,6 +77,9 @@ func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Resu
 }
 
 func (q *queries) row(ctx context.Context, query string, args ...any) scanner {
+	if q.ownTx(ctx) {
+		return ownTxRow{q, ctx, query, args}
+	}
 	st, err := q.stmt(ctx, query)
 	if err != nil {
 		return errRow{err}
@@ -74,6 +93,21 @@ func (q *queries) rows(ctx context.Context, query string, args ...any) (*sql.Row
 		return nil, err
 	}
 	return st.QueryContext(ctx, args...)
+}
+
+// ownTxRow is a row whose statement runs, and is scanned, in an ephemeral
+// transaction of its own (queries.ownTx) when Scan is called.
+type ownTxRow struct {
+	q     *queries
+	ctx   context.Context
+	query string
+	args  []any
+}
+
+func (r ownTxRow) Scan(dest ...any) error {
+	return r.q.withTx(r.ctx, func(tq store.Queries) error {
+		return tq.(*queries).row(r.ctx, r.query, r.args...).Scan(dest...)
+	})
 }
 
 // errRow is a row whose statement could not be prepared.

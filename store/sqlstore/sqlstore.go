@@ -14,18 +14,19 @@
 // the lock up front instead of failing with SQLITE_BUSY when upgrading a read
 // lock.
 //
-// Durability classes (see package store): a Store holds two connection
-// pools on the one database, identical but for one setting, and runs a
-// transaction, or a statement outside one, on the pool of its class. On
-// SQLite that is the synchronous pragma: FULL for durable work, NORMAL for
-// ephemeral work, whose commits in WAL mode are not flushed (the next FULL
-// commit or checkpoint flushes them too). Writers of both pools take the
-// same file lock at BEGIN IMMEDIATE, waiting up to busy_timeout, and a
-// commit of either is seen by the other at once, as between any two
-// connections. On PostgreSQL the ephemeral pool's sessions start with
-// synchronous_commit = off (a startup parameter, so an ephemeral
-// transaction needs no SET LOCAL round trip); the durable pool keeps the
-// server's synchronous_commit (on by default).
+// Durability classes (see package store), for transactions and for
+// statements outside one alike: on SQLite a Store holds two connection
+// pools on the one database file, identical but for the synchronous
+// pragma: FULL for durable work, NORMAL for ephemeral work, whose commits
+// in WAL mode are not flushed (the next FULL commit or checkpoint flushes
+// them too). Writers of both pools take the same file lock at BEGIN
+// IMMEDIATE, waiting up to busy_timeout, and a commit of either is seen by
+// the other at once, as between any two connections. On PostgreSQL there
+// is one pool, and an ephemeral transaction begins with SET LOCAL
+// synchronous_commit = off (transaction-scoped, so it also holds behind a
+// transaction-pooling proxy such as PgBouncer); an ephemeral statement
+// outside a transaction gets a transaction of its own for that. Durable
+// work keeps the server's synchronous_commit (on by default).
 //
 // Health (SQLite): a new database file is created mode 0600 (its -wal and
 // -shm files get the same mode from SQLite), and Open checks that the file
@@ -111,6 +112,9 @@ type dialect struct {
 	// cannot serve right now (see unavailable), else nil.
 	classify func(error) error
 	pool     func(*sqlx.DB)
+	// beginEphemeral, when set, runs first in an ephemeral transaction (a
+	// dialect without it has a pool of its own for them).
+	beginEphemeral string
 	// health is the health of one Store (each Store has its own copy of
 	// the dialect); nil in the package-level dialects.
 	health *health
@@ -228,29 +232,15 @@ var postgresDialect = &dialect{
 		}
 		return unavailable(err)
 	},
-	// Each of the two pools: at most 20 connections per server instance.
 	// Idle connections are recycled so that the pool recovers soon after
 	// the server restarts.
 	pool: func(db *sqlx.DB) {
-		db.SetMaxOpenConns(10)
-		db.SetMaxIdleConns(5)
+		db.SetMaxOpenConns(20)
+		db.SetMaxIdleConns(10)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		db.SetConnMaxLifetime(time.Hour)
 	},
-}
-
-// postgresEphemeralDSN is dsn with synchronous_commit = off for every
-// session (lib/pq sends a parameter it does not know as a startup
-// parameter), replacing any synchronous_commit dsn sets.
-func postgresEphemeralDSN(dsn string) (string, error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "", errors.New("sqlstore: the postgres:// DSN is not a valid URL") // never the DSN: it may hold a password
-	}
-	q := u.Query()
-	q.Set("synchronous_commit", "off")
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+	beginEphemeral: "SET LOCAL synchronous_commit = off",
 }
 
 // walCheckpointPages is the WAL size, in pages, past which a commit copies
@@ -277,7 +267,7 @@ func sqliteDriverDSN(path, sync string) string {
 // repeat the DSN, which may hold a password.
 func connect(ctx context.Context, dsn string, ring *sealing.Ring) (*Store, error) {
 	var d *dialect
-	var driverDSN, ephemeralDSN string
+	var driverDSN, ephemeralDSN string // ephemeralDSN: of the ephemeral pool, if any
 	h := &health{probeEvery: defaultProbeEvery}
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
@@ -288,10 +278,6 @@ func connect(ctx context.Context, dsn string, ring *sealing.Ring) (*Store, error
 		d, driverDSN, ephemeralDSN = sqliteDialect, sqliteDriverDSN(path, "FULL"), sqliteDriverDSN(path, "NORMAL")
 		h.path = path
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		var err error
-		if ephemeralDSN, err = postgresEphemeralDSN(dsn); err != nil {
-			return nil, err
-		}
 		d, driverDSN = postgresDialect, dsn
 	default:
 		return nil, errors.New("sqlstore: unsupported database DSN: want sqlite:PATH or a postgres:// URL")
@@ -314,13 +300,17 @@ func connect(ctx context.Context, dsn string, ring *sealing.Ring) (*Store, error
 	if ring != nil {
 		seal = newSealer(ring)
 	}
-	edb, err := openPool(ctx, d, ephemeralDSN)
-	if err != nil {
-		db.Close()
-		return nil, err
+	s := &Store{queries: queries{stmts: &stmtCache{db: db}, d: d, seal: seal}, db: db, created: created}
+	s.ephemeral = s.stmts
+	if ephemeralDSN != "" {
+		edb, err := openPool(ctx, d, ephemeralDSN)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.ephemeral = &stmtCache{db: edb}
 	}
-	eph := &stmtCache{db: edb}
-	return &Store{queries: queries{stmts: &stmtCache{db: db}, ephemeral: eph, d: d, seal: seal}, db: db, created: created}, nil
+	return s, nil
 }
 
 // createSQLiteFile creates the SQLite file at path with mode 0600 unless it
@@ -493,13 +483,21 @@ func MigrateDSN(ctx context.Context, dsn string) (applied []int, err error) {
 func (s *Store) Dialect() string { return s.d.name }
 
 // WithTx implements store.Store: an ephemeral transaction (ctx from
-// store.Ephemeral) runs on the ephemeral pool. fn's error is returned as is.
+// store.Ephemeral) runs on the ephemeral pool, or begins with the dialect's
+// beginEphemeral. fn's error is returned as is.
 func (s *Store) WithTx(ctx context.Context, fn func(q store.Queries) error) error {
-	tq := &queries{stmts: s.stmts, d: s.d, seal: s.seal}
-	if store.IsEphemeral(ctx) {
-		tq.stmts = s.ephemeral
+	return s.queries.withTx(ctx, fn)
+}
+
+// withTx runs fn in a transaction on q's pools (q is a Store's own
+// queries), of ctx's class.
+func (q *queries) withTx(ctx context.Context, fn func(q store.Queries) error) error {
+	ephemeral := store.IsEphemeral(ctx)
+	tq := &queries{stmts: q.stmts, d: q.d, seal: q.seal}
+	if ephemeral {
+		tq.stmts = q.ephemeral
 	}
-	err := s.inTx(ctx, tq, fn)
+	err := tq.inTx(ctx, ephemeral, fn)
 	// With the transaction's connection back in its pool, cache what it
 	// missed. A failure here only means preparing again next time.
 	for _, query := range tq.missed {
@@ -508,10 +506,11 @@ func (s *Store) WithTx(ctx context.Context, fn func(q store.Queries) error) erro
 	return err
 }
 
-func (s *Store) inTx(ctx context.Context, tq *queries, fn func(q store.Queries) error) error {
+// inTx runs fn on tq in a new transaction on tq's pool.
+func (tq *queries) inTx(ctx context.Context, ephemeral bool, fn func(q store.Queries) error) error {
 	tx, err := tq.stmts.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return s.fail(ctx, "begin", err)
+		return tq.fail(ctx, "begin", err)
 	}
 	committed := false
 	defer func() {
@@ -520,6 +519,11 @@ func (s *Store) inTx(ctx context.Context, tq *queries, fn func(q store.Queries) 
 			_ = tx.Rollback()
 		}
 	}()
+	if ephemeral && tq.d.beginEphemeral != "" {
+		if _, err := tx.ExecContext(ctx, tq.d.beginEphemeral); err != nil {
+			return tq.fail(ctx, "begin", err)
+		}
+	}
 	tq.tx = tx
 	if err := fn(tq); err != nil {
 		return err
@@ -527,17 +531,17 @@ func (s *Store) inTx(ctx context.Context, tq *queries, fn func(q store.Queries) 
 	// An ended context rolls back. database/sql checks too, but on a context
 	// derived from ctx, which may not yet have seen ctx end.
 	if err := ctx.Err(); err != nil {
-		return s.fail(ctx, "commit", err)
+		return tq.fail(ctx, "commit", err)
 	}
-	if err := s.d.health.check(); err != nil {
+	if err := tq.d.health.check(); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return s.fail(ctx, "commit", err)
+		return tq.fail(ctx, "commit", err)
 	}
 	committed = true
-	if s.d.health != nil {
-		s.d.health.writeFailed.Store(nil)
+	if tq.d.health != nil {
+		tq.d.health.writeFailed.Store(nil)
 	}
 	return nil
 }
@@ -580,7 +584,12 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // caches returns the statement cache of each connection pool.
-func (s *Store) caches() []*stmtCache { return []*stmtCache{s.stmts, s.ephemeral} }
+func (s *Store) caches() []*stmtCache {
+	if s.ephemeral == s.stmts {
+		return []*stmtCache{s.stmts}
+	}
+	return []*stmtCache{s.stmts, s.ephemeral}
+}
 
 // Close closes the prepared statements and the connection pools. Afterwards
 // every operation fails with store.ErrUnavailable; closing again does

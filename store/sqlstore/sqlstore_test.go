@@ -246,27 +246,6 @@ func TestTxDurabilitySettings(t *testing.T) {
 	}
 }
 
-// The ephemeral pool's DSN sets synchronous_commit = off, also over a
-// value the DSN gives, and keeps every other parameter.
-func TestPostgresEphemeralDSN(t *testing.T) {
-	got, err := postgresEphemeralDSN("postgres://u:p%40ss@db.example:5433/ks?sslmode=verify-full&synchronous_commit=on&application_name=ks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	if pw, _ := u.User.Password(); u.User.Username() != "u" || pw != "p@ss" || u.Host != "db.example:5433" || u.Path != "/ks" ||
-		q.Get("sslmode") != "verify-full" || q.Get("application_name") != "ks" || q["synchronous_commit"][0] != "off" || len(q["synchronous_commit"]) != 1 {
-		t.Errorf("ephemeral DSN %q", got)
-	}
-	if _, err := postgresEphemeralDSN("postgres://u:secret@[::1"); err == nil || strings.Contains(err.Error(), "secret") {
-		t.Errorf("bad URL: error %v, want one that does not repeat the DSN", err)
-	}
-}
-
 func TestErrorMapping(t *testing.T) {
 	ctx := context.Background()
 	for _, d := range dialects {
