@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyserver/keyserver/protocol"
 	"github.com/keyserver/keyserver/store"
 )
 
@@ -24,8 +25,9 @@ type pathErr struct {
 }
 
 // everyPath runs one operation of each kind with ctx: a read, a read of
-// several rows, a write, a transaction and Throttle of each durability
-// class, Purge and Ping.
+// several rows, a write and a write returning a row outside a transaction,
+// a transaction and Throttle, each of both durability classes, Purge and
+// Ping.
 func everyPath(ctx context.Context, s store.Store) []pathErr {
 	_, errRead := s.AccountByUID(ctx, rnd(16))
 	_, errRows := s.Events(ctx, store.EventQuery{})
@@ -41,10 +43,13 @@ func everyPath(ctx context.Context, s store.Store) []pathErr {
 	_, errThrottle := s.Throttle(ctx, "path", t0, time.Minute, 1)
 	_, errEphemeralThrottle := s.Throttle(store.Ephemeral(ctx), "ephemeral path", t0, time.Minute, 1)
 	_, errPurge := s.Purge(ctx, t0, t0)
+	_, errConsume := s.ConsumeToken(store.Ephemeral(ctx), protocol.AuthToken, rnd(32))
 	return []pathErr{
 		{"AccountByUID", errRead},
 		{"Events", errRows},
 		{"UseNonce", s.UseNonce(ctx, rnd(32), 1, "n", t0)},
+		{"UseNonce(Ephemeral)", s.UseNonce(store.Ephemeral(ctx), rnd(32), 1, "n", t0)},
+		{"ConsumeToken(Ephemeral)", errConsume},
 		{"WithTx", errTx},
 		{"WithTx(Ephemeral)", errEphemeralTx},
 		{"Throttle", errThrottle},
