@@ -22,10 +22,9 @@ import (
 
 // classStore records the durability class of each transaction and Throttle
 // call, and of the writes run outside a transaction (of their context's
-// class too). The
-// abuse-protection counts (spec 14) are written in transactions: the
-// send_code step shows R9 and R8 counting the request, then R6 the mail,
-// each ephemeral.
+// class too). The abuse-protection counts (spec 14) are written in
+// transactions: the send_code step shows R9 and R8 counting the request,
+// then R6 the mail, each ephemeral.
 type classStore struct {
 	store.Store
 	mu  sync.Mutex

@@ -905,7 +905,7 @@ func (s *benchStats) failure(step int, err error, took time.Duration) (int64, bo
 	if k.status == http.StatusServiceUnavailable {
 		s.shed++
 		s.shedAnswer.record(took)
-		if ce := (*client.Error)(nil); errors.As(err, &ce) && ce.Header.Get("Retry-After") == "" {
+		if ce, ok := errors.AsType[*client.Error](err); ok && ce.Header.Get("Retry-After") == "" {
 			s.shedBare++
 		}
 	}

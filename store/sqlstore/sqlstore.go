@@ -10,9 +10,9 @@
 // context.Canceled.
 //
 // SQLite connections all get foreign_keys, busy_timeout, journal_mode=WAL
-// and wal_autocheckpoint through DSN pragmas, and transactions begin IMMEDIATE: a writer waits for
-// the lock up front instead of failing with SQLITE_BUSY when upgrading a read
-// lock.
+// and wal_autocheckpoint through DSN pragmas, and transactions begin
+// IMMEDIATE: a writer waits for the lock up front instead of failing with
+// SQLITE_BUSY when upgrading a read lock.
 //
 // Durability classes (see package store), for transactions and for
 // statements outside one alike: on SQLite a Store holds two connection
